@@ -1,0 +1,1 @@
+"""fad: monadic, functional automatic differentiation."""
