@@ -1,0 +1,1197 @@
+"""The AD monad: ``Dual`` values, differentiable functions ``Fn``, ``unit`` and ``bind``.
+
+A ``Dual`` is a primal value together with a *linear node* (see ``_linear``): how its
+tangent depends on the tangents of the input of the call that produced it. Primitives act
+on ``Dual`` values by computing their value and recording their local linear map; calling
+an ``Fn`` on a ``Dual`` therefore *is* ``bind``, the chain rule.
+
+Nesting works by levels (JAX's idea, ``ad``'s brands): every differentiated call owns a
+``Source`` whose tag orders it among the others. When values of several tags meet, the
+highest tag is differentiated and the others are constants *at that level*, their own
+derivative machinery left intact underneath, so ``d/dx [x * d/dy (x + y)]`` keeps x's and
+y's perturbations apart. The active tags live in a ``ContextVar``, never a module-level
+stack, so transforms are thread-safe.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
+
+import numpy as np
+
+from . import _linear as lin
+from ._errors import DomainError, MixedInputsError, nan_checks_enabled
+from ._linear import Input, Node, Scale, Source, Sum, scale, shape_of
+from ._tree import Tree, flatten, leaf_tree, unflatten
+
+__all__ = [
+    "Dual",
+    "Fn",
+    "bind",
+    "comp",
+    "const",
+    "identity",
+    "pipe",
+    "unit",
+]
+
+A = TypeVar("A", contravariant=True)
+B = TypeVar("B", covariant=True)
+C = TypeVar("C")
+T = TypeVar("T")
+
+Shape = tuple[int, ...]
+
+# Tags of the calls being differentiated right now, in this thread or task.
+_ACTIVE: ContextVar[frozenset[int]] = ContextVar("fad_active", default=frozenset())
+# Set while a lifted (pointed) function is evaluated for its value alone.
+_VALUE_ONLY: ContextVar[bool] = ContextVar("fad_value_only", default=False)
+
+
+@contextmanager
+def active(tag: int) -> Iterator[None]:
+    """Mark ``tag`` as being differentiated while the block runs."""
+    token = _ACTIVE.set(_ACTIVE.get() | {tag})
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+@contextmanager
+def value_only() -> Iterator[None]:
+    """Evaluate primitives on plain values without building derivatives."""
+    token = _VALUE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _VALUE_ONLY.reset(token)
+
+
+# ---------------------------------------------------------------------------- Dual
+
+
+@final
+class Packed:
+    """The derivative of a structured (pytree) result: one node per output leaf."""
+
+    __slots__ = ("nodes", "source", "tree")
+
+    def __init__(self, source: Source, tree: Tree, nodes: Sequence[Node | None]) -> None:
+        self.source = source
+        self.tree = tree
+        self.nodes = tuple(nodes)
+
+
+@final
+class Dual(Generic[B]):
+    """A value together with its derivative: the monad's ``M b``.
+
+    ``m.value`` is the primal value and ``m.deriv`` the derivative, a linear map from the
+    input's tangents to the value's tangents (a number for scalar functions, see
+    ``LinearMap``). A ``Dual`` is immutable and unpacks as ``(value, deriv)``. Arithmetic,
+    indexing and numpy functions on it are differentiated (define-by-run).
+
+    Examples:
+        >>> import fad
+        >>> m = fad.bind(fad.unit(0.0), fad.exp)
+        >>> value, deriv = m
+        >>> print(value, float(deriv))
+        1.0 1.0
+
+    See also:
+        unit, bind, Fn
+    """
+
+    __slots__ = ("_node", "_value")
+
+    _value: Any
+    _node: Node | Packed
+
+    def __init__(self, value: Any, node: Node | Packed) -> None:
+        self._value = value
+        self._node = node
+
+    @property
+    def value(self) -> B:
+        """The primal value."""
+        return self._value  # type: ignore[no-any-return]
+
+    @property
+    def deriv(self) -> lin.LinearMap:
+        """The derivative: a linear map from input tangents to tangents of ``value``."""
+        node = self._node
+        if type(node) is Packed:
+            shapes = [shape_of(v) for v in flatten(self._value)[0]]
+            dtypes = [dtype_of(v) for v in flatten(self._value)[0]]
+            return lin.Linear(node.source, node.nodes, node.tree, shapes, dtypes)
+        return lin.single(node.source, node, self._value)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self._value
+        yield self.deriv
+
+    def __repr__(self) -> str:
+        return f"Dual({self._value!r}, {self.deriv!r})"
+
+    # -- array-like attributes, read from the primal
+    @property
+    def shape(self) -> Shape:
+        return shape_of(self._value)
+
+    @property
+    def ndim(self) -> int:
+        return len(shape_of(self._value))
+
+    @property
+    def size(self) -> int:
+        return math.prod(shape_of(self._value))
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return dtype_of(self._value)
+
+    def __len__(self) -> int:
+        s = shape_of(self._value)
+        if not s:
+            raise TypeError("len() of a 0-d value")
+        return s[0]
+
+    # -- arithmetic (differentiated)
+    def __add__(self, other: Any) -> Any:
+        return add.apply(self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return add.apply(other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return subtract.apply(self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return subtract.apply(other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return multiply.apply(self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return multiply.apply(other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return divide.apply(self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return divide.apply(other, self)
+
+    def __pow__(self, other: Any) -> Any:
+        return power.apply(self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return power.apply(other, self)
+
+    def __neg__(self) -> Any:
+        return multiply.apply(-1.0, self)
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __matmul__(self, other: Any) -> Any:
+        return FUNCTIONS[np.matmul](self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return FUNCTIONS[np.matmul](other, self)
+
+    def __abs__(self) -> Any:
+        return UFUNCS[np.absolute](self)
+
+    # -- comparisons read primal values
+    def __lt__(self, other: Any) -> Any:
+        return primal(self) < primal(other)
+
+    def __le__(self, other: Any) -> Any:
+        return primal(self) <= primal(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return primal(self) > primal(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return primal(self) >= primal(other)
+
+    def __bool__(self) -> bool:
+        return bool(primal(self))
+
+    # -- structure
+    def __getitem__(self, index: Any) -> Any:
+        return getitem(self, index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TypeError(
+            "fad values are immutable: `x[i] = v` would corrupt the recorded derivative; "
+            "build a new value instead, e.g. fad.where(mask, v, x) or fad.concatenate"
+        )
+
+    def reshape(self, *shape: Any) -> Any:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        return reshape(self, tuple(shape))
+
+    def transpose(self, *axes: Any) -> Any:
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], tuple | list)):
+            axes = () if axes[0] is None else tuple(axes[0])
+        return transpose(self, tuple(axes) or None)
+
+    @property
+    def T(self) -> Any:  # noqa: N802  (numpy's name)
+        return transpose(self, None)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return reduce_sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return FUNCTIONS[np.mean](self, axis=axis, keepdims=keepdims)
+
+    def dot(self, other: Any) -> Any:
+        return FUNCTIONS[np.dot](self, other)
+
+    # -- numpy protocols: untouched numpy code is differentiated
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method != "__call__" or "out" in kwargs:
+            what = f"{ufunc.__name__}.{method}" if method != "__call__" else f"{ufunc.__name__}(out=...)"
+            raise TypeError(
+                f"numpy.{what} writes in place or reduces in a way fad cannot differentiate; "
+                "use the functional form (e.g. fad.sum, or a new array instead of out=)"
+            )
+        impl = UFUNCS.get(ufunc)
+        if impl is None:
+            if ufunc in NONDIFF_UFUNCS:
+                return ufunc(*(primal(x) for x in inputs), **kwargs)
+            raise TypeError(
+                f"fad has no derivative rule for numpy.{ufunc.__name__}; "
+                f"define one with fad.primitive(..., deriv=...) and call it instead"
+            )
+        if kwargs:
+            kwargs.pop("dtype", None)
+            kwargs.pop("casting", None)
+            if kwargs:
+                raise TypeError(f"numpy.{ufunc.__name__}: fad does not support {sorted(kwargs)}")
+        return impl(*inputs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        impl = FUNCTIONS.get(func)
+        if impl is None:
+            raise TypeError(
+                f"fad has no derivative rule for numpy.{func.__name__}; "
+                "define one with fad.primitive(..., jvp=..., vjp=...) and call it instead"
+            )
+        return impl(*args, **kwargs)
+
+
+_new = object.__new__
+_set_value = Dual._value.__set__  # type: ignore[attr-defined]
+_set_node = Dual._node.__set__  # type: ignore[attr-defined]
+
+
+def mk(value: Any, node: Node | Packed) -> Dual[Any]:
+    """Build a ``Dual`` without the constructor's call overhead (hot path)."""
+    d = _new(Dual)
+    _set_value(d, value)
+    _set_node(d, node)
+    return d
+
+
+# numpy ufuncs and functions that dispatch on Dual values; filled by fad.prims.
+UFUNCS: dict[Any, Callable[..., Any]] = {}
+FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.shape: lambda x: shape_of(x),
+    np.ndim: lambda x: len(shape_of(x)),
+    np.size: lambda x: math.prod(shape_of(x)),
+    np.result_type: lambda *xs: np.result_type(*(primal(x) for x in xs)),
+}
+# ufuncs whose derivative is zero wherever it exists: evaluated on primal values.
+NONDIFF_UFUNCS = frozenset(
+    {
+        np.sign, np.heaviside, np.floor, np.ceil, np.trunc, np.rint, np.isnan, np.isinf,
+        np.isfinite, np.signbit, np.greater, np.greater_equal, np.less, np.less_equal,
+        np.equal, np.not_equal, np.logical_and, np.logical_or, np.logical_not,
+        np.logical_xor, np.floor_divide, np.remainder,
+    }
+)  # fmt: skip
+
+
+def primal(x: Any) -> Any:
+    """Strip every level of ``Dual`` from ``x``: the plain value underneath."""
+    while type(x) is Dual:
+        x = x._value
+    return x
+
+
+def dtype_of(x: Any) -> np.dtype[Any]:
+    """The dtype of a number, array or ``Dual``."""
+    dt = getattr(x, "dtype", None)
+    return np.result_type(x) if dt is None else dt  # type: ignore[no-any-return]
+
+
+def tag_of(x: Any) -> int:
+    """The level of a value: its source's tag, or 0 for a plain value."""
+    return x._node.source.tag if type(x) is Dual else 0  # type: ignore[no-any-return]
+
+
+def _strip_inactive(x: Any, act: frozenset[int]) -> Any:
+    while type(x) is Dual and x._node.source.tag not in act:
+        x = x._value
+    return x
+
+
+def _align(args: Sequence[Any], name: str) -> tuple[list[Any], int]:
+    """Bring the operands of one primitive to a common level.
+
+    Operands of different tags meet only under a transform, where those that don't belong
+    to an active one are constants. Outside every transform they would mix derivatives
+    with respect to different inputs, which is refused.
+    """
+    act = _ACTIVE.get()
+    if not act:
+        raise MixedInputsError(
+            f"{name} received Dual values that differentiate different inputs; "
+            "a pointed function of several inputs needs fad.lift(f) or a transform "
+            "such as fad.grad(f, argnums=(0, 1))"
+        )
+    out = [_strip_inactive(a, act) for a in args]
+    return out, max(tag_of(a) for a in out)
+
+
+def top_level(args: Sequence[Any], name: str) -> tuple[list[Any], int]:
+    """The operands and the highest tag among them (0 when all are plain)."""
+    top = 0
+    mixed = False
+    for a in args:
+        if type(a) is Dual:
+            t = a._node.source.tag
+            if top and t != top:
+                mixed = True
+            top = max(top, t)
+    if mixed:
+        return _align(args, name)
+    return list(args), top
+
+
+def split(args: Sequence[Any], top: int) -> tuple[list[Any], list[Node | None]]:
+    """Primals and nodes of the operands at level ``top`` (others are constants)."""
+    primals: list[Any] = []
+    nodes: list[Node | None] = []
+    for a in args:
+        if type(a) is Dual and a._node.source.tag == top:
+            node = a._node
+            if type(node) is Packed:
+                raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
+            primals.append(a._value)
+            nodes.append(node)  # type: ignore[arg-type]
+        else:
+            primals.append(a)
+            nodes.append(None)
+    return primals, nodes
+
+
+def _check_nans(name: str, inputs: Sequence[Any], y: Any) -> None:
+    if all(np.all(np.isfinite(x)) for x in inputs) and not np.all(np.isfinite(y)):
+        shown = inputs[0] if len(inputs) == 1 else tuple(inputs)
+        raise DomainError(f"{name} produced nan or inf from finite input {shown!r}")
+
+
+# ------------------------------------------------------------------ binary arithmetic
+
+Partial = Callable[[Any, Any, Any], Any]
+
+
+@final
+class Binary:
+    """An elementwise operation of two broadcasting operands and its two partials.
+
+    A partial ``(a, b, y) -> coefficient`` returns ``None`` for an identity coefficient,
+    so ``a + b`` records no multiplication at all.
+    """
+
+    __slots__ = ("da", "db", "kernel", "name", "symbol")
+
+    def __init__(self, name: str, symbol: str, kernel: Callable[[Any, Any], Any], da: Partial, db: Partial) -> None:
+        self.name = name
+        self.symbol = symbol
+        self.kernel = kernel
+        self.da = da
+        self.db = db
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def apply(self, a: Any, b: Any) -> Any:
+        ta = a._node.source.tag if type(a) is Dual else 0
+        tb = b._node.source.tag if type(b) is Dual else 0
+        if ta == tb == 0:
+            y = self.kernel(a, b)
+            if nan_checks_enabled():
+                _check_nans(self.name, (a, b), y)
+            return y
+        if ta and tb and ta != tb:
+            (a, b), _ = _align((a, b), self.name)
+            ta, tb = tag_of(a), tag_of(b)
+            if ta == tb == 0:
+                return self.apply(a, b)
+        top = max(ta, tb)
+        (av, bv), (an, bn) = split((a, b), top)
+        y = self.apply(av, bv)
+        shape = shape_of(y)
+        parts: list[Node] = []
+        if an is not None:
+            parts.append(_term(self.da(av, bv, y), an, shape))
+        if bn is not None:
+            parts.append(_term(self.db(av, bv, y), bn, shape))
+        node = parts[0] if len(parts) == 1 else Sum(tuple(parts), shape)
+        return mk(y, node)
+
+
+def _term(coef: Any, node: Node, shape: Shape) -> Node:
+    if coef is None:
+        return node if node.shape == shape else Sum((node,), shape)
+    return scale(coef, node, shape)
+
+
+def _pow_da(a: Any, b: Any, y: Any) -> Any:
+    if type(b) is not Dual and np.ndim(b) == 0:
+        b = float(b)
+        if b == 0.0:
+            return 0.0 * a
+        if b == 1.0:
+            return None
+        if b == 2.0:
+            return 2.0 * a
+        return b * a ** (b - 1.0)
+    return b * a ** (b - 1.0)
+
+
+def _pow_db(a: Any, b: Any, y: Any) -> Any:
+    return UFUNCS[np.log](a) * y
+
+
+add = Binary("add", "+", np.add, lambda a, b, y: None, lambda a, b, y: None)
+subtract = Binary("subtract", "-", np.subtract, lambda a, b, y: None, lambda a, b, y: -1.0)
+multiply = Binary("multiply", "*", np.multiply, lambda a, b, y: b, lambda a, b, y: a)
+divide = Binary("divide", "/", np.true_divide, lambda a, b, y: 1.0 / b, lambda a, b, y: -y / b)
+power = Binary("power", "**", np.power, _pow_da, _pow_db)
+
+for _ufunc, _op in (
+    (np.add, add),
+    (np.subtract, subtract),
+    (np.multiply, multiply),
+    (np.true_divide, divide),
+    (np.power, power),
+):
+    UFUNCS[_ufunc] = _op.apply
+UFUNCS[np.negative] = lambda x: multiply.apply(-1.0, x)
+UFUNCS[np.positive] = lambda x: x
+
+# ------------------------------------------------------------- general linear ops
+
+Linearize = Callable[[list[Any], Any, list["Node | None"]], "Node | None"]
+
+
+def defop(name: str, kernel: Callable[..., Any], linearize: Linearize) -> Callable[..., Any]:
+    """Make a primitive of several operands from its kernel and its linearisation.
+
+    ``linearize(primals, y, nodes)`` returns the node of the result, where ``nodes`` has
+    ``None`` for constant operands. Keyword options go to the kernel and are closed over
+    by ``linearize``'s caller, so this only handles positional operands.
+    """
+
+    def apply(*args: Any) -> Any:
+        args_, top = top_level(args, name)
+        if top == 0:
+            y = kernel(*args_)
+            if nan_checks_enabled():
+                _check_nans(name, args_, y)
+            return y
+        primals, nodes = split(args_, top)
+        y = apply(*primals)
+        node = linearize(primals, y, nodes)
+        return y if node is None else mk(y, node)
+
+    apply.__name__ = name
+    return apply
+
+
+def _batch(t: Any, shape: Shape) -> Shape:
+    s = shape_of(t)
+    return s[: len(s) - len(shape)]
+
+
+def reshape(x: Any, shape: Shape) -> Any:
+    """``np.reshape`` differentiated; works on leading batch axes of tangents."""
+    shape = tuple(np.empty(shape_of(primal(x)), dtype=np.int8).reshape(shape).shape)
+    return _reshape(x, shape)
+
+
+def _reshape(x: Any, shape: Shape) -> Any:
+    def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
+        src = shape_of(p[0])
+        return lin.Op(
+            "reshape",
+            (n[0],),  # type: ignore[arg-type]
+            shape,
+            lambda t: np.reshape(t, _batch(t, src) + shape),
+            lambda ct: (np.reshape(ct, _batch(ct, shape) + src),),
+        )
+
+    return defop("reshape", lambda v: np.reshape(v, shape), lin_)(x)
+
+
+def transpose(x: Any, axes: Sequence[int] | None) -> Any:
+    """``np.transpose`` differentiated."""
+    nd = len(shape_of(x))
+    perm = tuple(range(nd))[::-1] if axes is None else tuple(a % nd for a in axes)
+    inv = tuple(np.argsort(perm))
+
+    def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
+        def move(t: Any, order: Sequence[int]) -> Any:
+            nb = len(shape_of(t)) - nd
+            return np.transpose(t, tuple(range(nb)) + tuple(nb + a for a in order))
+
+        return lin.Op("transpose", (n[0],), shape_of(y), lambda t: move(t, perm), lambda ct: (move(ct, inv),))  # type: ignore[arg-type]
+
+    return defop("transpose", lambda v: np.transpose(v, perm), lin_)(x)
+
+
+def _axes(axis: Any, nd: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(nd))
+    if isinstance(axis, int | np.integer):
+        axis = (axis,)
+    return tuple(sorted(int(a) % nd for a in axis))
+
+
+def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """``np.sum`` differentiated (axes counted from the end, so batches pass through)."""
+    src = shape_of(x)
+    nd = len(src)
+    axes = _axes(axis, nd)
+    neg = tuple(a - nd for a in axes)
+
+    def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
+        out = shape_of(y)
+        kept = tuple(1 if i in axes else s for i, s in enumerate(src))
+
+        def back(ct: Any) -> tuple[Any]:
+            nb = _batch(ct, out)
+            return (broadcast_to(np.reshape(ct, nb + kept), nb + src),)
+
+        return lin.Op("sum", (n[0],), out, lambda t: np.sum(t, axis=neg, keepdims=keepdims), back)  # type: ignore[arg-type]
+
+    return defop("sum", lambda v: np.sum(v, axis=axes, keepdims=keepdims), lin_)(x)
+
+
+def broadcast_to(x: Any, shape: Shape) -> Any:
+    """``np.broadcast_to`` differentiated (its transpose sums back)."""
+    shape = tuple(shape)
+
+    def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
+        src = shape_of(p[0])
+
+        def fwd(t: Any) -> Any:
+            nb = _batch(t, src)
+            return np.broadcast_to(lin.expand(t, src, len(shape)), nb + shape)
+
+        return lin.Op("broadcast_to", (n[0],), shape, fwd, lambda ct: (lin.sum_to(ct, shape, src),))  # type: ignore[arg-type]
+
+    return defop("broadcast_to", lambda v: np.broadcast_to(v, shape), lin_)(x)
+
+
+def _batched_index(index: Any, nb: int) -> Any:
+    if not isinstance(index, tuple):
+        index = (index,)
+    return (slice(None),) * nb + index
+
+
+def getitem(x: Any, index: Any) -> Any:
+    """Indexing and slicing differentiated; repeated integer indices accumulate."""
+    if type(index) is Dual:
+        index = primal(index)
+    if isinstance(index, tuple):
+        index = tuple(primal(i) for i in index)
+
+    def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
+        src = shape_of(p[0])
+        out = shape_of(y)
+
+        def fwd(t: Any) -> Any:
+            return t[_batched_index(index, len(shape_of(t)) - len(src))]
+
+        return lin.Op("getitem", (n[0],), out, fwd, lambda ct: (scatter_add(ct, index, src, out),))  # type: ignore[arg-type]
+
+    return defop("getitem", lambda v: v[index], lin_)(x)
+
+
+def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
+    """Zeros of ``batch + shape`` with ``ct`` added at ``index``: indexing's transpose."""
+
+    def kernel(c: Any) -> Any:
+        nb = len(shape_of(c)) - len(out)
+        z = np.zeros(shape_of(c)[:nb] + shape, dtype=dtype_of(c))
+        np.add.at(z, _batched_index(index, nb), c)
+        return z
+
+    def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
+        return lin.Op(
+            "scatter_add",
+            (n[0],),  # type: ignore[arg-type]
+            shape_of(y),
+            lambda t: scatter_add(t, index, shape, out),
+            lambda c: (c[_batched_index(index, len(shape_of(c)) - len(shape))],),
+        )
+
+    return defop("scatter_add", kernel, lin_)(ct)
+
+
+FUNCTIONS[np.reshape] = lambda x, shape=None, **kw: reshape(x, tuple(np.atleast_1d(kw.get("newshape", shape))) if not isinstance(kw.get("newshape", shape), tuple) else kw.get("newshape", shape))  # noqa: E501
+FUNCTIONS[np.transpose] = lambda x, axes=None: transpose(x, axes)
+FUNCTIONS[np.sum] = lambda x, axis=None, keepdims=False, **kw: reduce_sum(x, axis, keepdims)
+FUNCTIONS[np.broadcast_to] = lambda x, shape, **kw: broadcast_to(x, tuple(np.atleast_1d(shape)))
+
+
+def _mean(x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    nd = len(shape_of(x))
+    n = math.prod(shape_of(x)[a] for a in _axes(axis, nd))
+    return reduce_sum(x, axis, keepdims) * (1.0 / n) if n else reduce_sum(x, axis, keepdims) / n
+
+
+FUNCTIONS[np.mean] = _mean
+
+# ---------------------------------------------------------------------------- steps
+
+
+class Step:
+    """One stage of a pipeline. ``run`` differentiates (on Dual values), ``value`` doesn't.
+
+    Elementwise steps also give ``ew(x) -> (y, dy/dx)`` over numpy values and, when they
+    can, ``scalar(x)`` with ``math`` on Python floats: the fast paths of whole pipelines.
+    """
+
+    __slots__ = ()
+    elementwise: bool = False
+    has_scalar: bool = False
+
+    def run(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def value(self, x: Any) -> Any:
+        return self.run(x)
+
+    def ew(self, x: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def scalar(self, x: float) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return type(self).__name__.lower()
+
+
+@final
+class Const(Step):
+    """``x -> c``: a constant function (derivative zero)."""
+
+    __slots__ = ("c",)
+    elementwise = True
+    has_scalar = True
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def run(self, x: Any) -> Any:
+        return self.c
+
+    def ew(self, x: Any) -> tuple[Any, Any]:
+        return self.c, 0.0
+
+    def scalar(self, x: float) -> tuple[float, float]:
+        return self.c, 0.0
+
+    def __repr__(self) -> str:
+        return f"const({self.c!r})"
+
+
+@final
+class Pointwise(Step):
+    """``x -> op(f(x), g(x))``: arithmetic between functions (``f + g``, ``2 * f``)."""
+
+    __slots__ = ("elementwise", "f", "g", "has_scalar", "op")
+
+    def __init__(self, op: Binary, f: Fn[Any, Any], g: Fn[Any, Any]) -> None:
+        self.op = op
+        self.f = f
+        self.g = g
+        self.elementwise = f.elementwise and g.elementwise
+        self.has_scalar = f.has_scalar and g.has_scalar and op is not power
+
+    def run(self, x: Any) -> Any:
+        return self.op.apply(self.f.run(x), self.g.run(x))
+
+    def value(self, x: Any) -> Any:
+        return self.op.kernel(self.f.value(x), self.g.value(x))
+
+    def ew(self, x: Any) -> tuple[Any, Any]:
+        a, da = self.f.ew(x)
+        b, db = self.g.ew(x)
+        y = self.op.kernel(a, b)
+        return y, _combine(self.op, a, b, y, da, db)
+
+    def scalar(self, x: float) -> tuple[float, float]:
+        a, da = self.f.scalar(x)
+        b, db = self.g.scalar(x)
+        y = _SCALAR_OPS[self.op.symbol](a, b)
+        return y, _combine(self.op, a, b, y, da, db)
+
+    def __repr__(self) -> str:
+        return f"({_operand(self.f)} {self.op.symbol} {_operand(self.g)})"
+
+
+_SCALAR_OPS: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
+
+
+def _combine(op: Binary, a: Any, b: Any, y: Any, da: Any, db: Any) -> Any:
+    ca = op.da(a, b, y)
+    cb = op.db(a, b, y)
+    left = da if ca is None else ca * da
+    right = db if cb is None else cb * db
+    return left + right
+
+
+def _operand(f: Fn[Any, Any]) -> str:
+    if len(f.steps) == 1 and type(f.steps[0]) is Const:
+        return repr(f.steps[0].c)
+    r = repr(f)
+    return f"({r})" if len(f.steps) > 1 else r
+
+
+@final
+class Lifted(Step):
+    """A pointed Python function used as a pipeline step (``fad.lift``)."""
+
+    __slots__ = ("f", "spread")
+
+    def __init__(self, f: Callable[..., Any]) -> None:
+        self.f = f
+        self.spread = _positional_arity(f) > 1
+
+    def run(self, x: Any) -> Any:
+        if self.spread and isinstance(x, tuple | list):
+            return self.f(*x)
+        return self.f(x)
+
+    def value(self, x: Any) -> Any:
+        with value_only():
+            return primal_tree(self.run(x))
+
+    def __repr__(self) -> str:
+        return f"lift({getattr(self.f, '__name__', repr(self.f))})"
+
+
+def _positional_arity(f: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def primal_tree(x: Any) -> Any:
+    """``primal`` of every leaf of a pytree (a Dual with a structured value included)."""
+    if type(x) is Dual:
+        return primal_tree(x._value) if type(x._node) is Packed else primal(x)
+    leaves, tree = flatten(x)
+    if tree.is_leaf:
+        return x
+    return unflatten(tree, [primal_tree(v) for v in leaves])
+
+
+# ------------------------------------------------------------------------------- Fn
+
+
+@final
+class Fn(Generic[A, B]):
+    """A differentiable function ``a -> M b``: a flat pipeline of steps.
+
+    Calling it on a plain value returns a ``Dual`` (value and derivative); calling it on a
+    ``Dual`` binds it. ``f.value(x)`` computes the primal alone. ``f >> g`` and
+    ``comp``/``pipe`` concatenate step tuples, so depth costs nothing and never recurses;
+    ``f + g``, ``f * g``, ``2 * f``, ``f ** k``... are pointwise arithmetic.
+
+    Examples:
+        >>> from fad.prims import add, exp, multiply, reciprocal
+        >>> sigmoid = multiply(-1.0) >> exp >> add(1.0) >> reciprocal
+        >>> sigmoid
+        multiply(-1.0) >> exp >> add(1.0) >> reciprocal
+        >>> v, d = sigmoid(0.0)
+        >>> print(v, float(d))
+        0.5 0.25
+
+    See also:
+        comp, pipe, bind, lift
+    """
+
+    __slots__ = ("elementwise", "has_scalar", "steps")
+
+    def __init__(self, steps: Sequence[Step] = ()) -> None:
+        self.steps: tuple[Step, ...] = tuple(steps)
+        self.elementwise: bool = all(s.elementwise for s in self.steps)
+        self.has_scalar: bool = self.elementwise and all(s.has_scalar for s in self.steps)
+
+    # -- evaluation
+    def __call__(self, x: Any) -> Any:
+        if type(x) is float and self.has_scalar:
+            try:
+                y, d = self.scalar(x)
+            except (OverflowError, ValueError, ZeroDivisionError):
+                pass  # math raises where numpy gives inf or nan: take the numpy path
+            else:
+                if _VALUE_ONLY.get():
+                    return y
+                source = Source(leaf_tree(), (x,))
+                return mk(y, Scale(d, source.inputs[0], ()))
+        if contains_dual(x):
+            return self.run(unpack(x))
+        if _VALUE_ONLY.get():
+            return self.value(x)
+        return call_plain(self, x)
+
+    def run(self, x: Any) -> Any:
+        """Apply the steps to values that may be ``Dual`` (no packaging)."""
+        for step in self.steps:
+            x = step.run(x)
+        return x
+
+    def value(self, x: Any) -> Any:
+        """The primal value alone: no derivative work.
+
+        Examples:
+            >>> import fad
+            >>> print(fad.exp.value(0.0))
+            1.0
+        """
+        for step in self.steps:
+            x = step.value(x)
+        return x
+
+    def ew(self, x: Any) -> tuple[Any, Any]:
+        """Value and per-element derivative of an elementwise pipeline (numpy values)."""
+        d: Any = None
+        for step in self.steps:
+            x, dd = step.ew(x)
+            if d is None or (type(d) is float and d == 1.0):
+                d = dd
+            elif not (type(dd) is float and dd == 1.0):
+                d = d * dd
+        return x, (1.0 if d is None else d)
+
+    def scalar(self, x: float) -> tuple[float, float]:
+        """Value and derivative of an elementwise pipeline at a Python float (``math``)."""
+        d = 1.0
+        for step in self.steps:
+            x, dd = step.scalar(x)
+            d *= dd
+        return x, d
+
+    # -- composition
+    def __rshift__(self, g: Fn[B, C] | Callable[[Any], Any]) -> Fn[A, C]:
+        return Fn(self.steps + as_fn(g).steps)
+
+    def __rrshift__(self, f: Callable[[Any], Any]) -> Fn[Any, B]:
+        return Fn(as_fn(f).steps + self.steps)
+
+    # -- pointwise arithmetic
+    def _pointwise(self, op: Binary, other: Any, flip: bool = False) -> Fn[Any, Any]:
+        g = other if isinstance(other, Fn) else (const(other) if is_number(other) else as_fn(other))
+        f, g = (g, self) if flip else (self, g)
+        return Fn((Pointwise(op, f, g),))
+
+    def __add__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(add, other)
+
+    def __radd__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(add, other, flip=True)
+
+    def __sub__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(subtract, other)
+
+    def __rsub__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(subtract, other, flip=True)
+
+    def __mul__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(multiply, other)
+
+    def __rmul__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(multiply, other, flip=True)
+
+    def __truediv__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(divide, other)
+
+    def __rtruediv__(self, other: Any) -> Fn[Any, Any]:
+        return self._pointwise(divide, other, flip=True)
+
+    def __pow__(self, k: Any) -> Fn[Any, Any]:
+        return self._pointwise(power, k)
+
+    def __neg__(self) -> Fn[Any, Any]:
+        return self._pointwise(multiply, -1.0, flip=True)
+
+    def __repr__(self) -> str:
+        if not self.steps:
+            return "identity"
+        return " >> ".join(repr(s) for s in self.steps)
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, int | float | np.number | np.ndarray) and not isinstance(x, bool)
+
+
+def as_fn(f: Any) -> Fn[Any, Any]:
+    """An ``Fn`` as it is; a Python function lifted (pointed style)."""
+    if isinstance(f, Fn):
+        return f
+    if callable(f):
+        return Fn((Lifted(f),))
+    raise TypeError(f"expected an Fn or a function, got {type(f).__name__}")
+
+
+def contains_dual(x: Any) -> bool:
+    t = type(x)
+    if t is Dual:
+        return True
+    if t is float or t is np.ndarray or t is int:
+        return False
+    return any(type(v) is Dual for v in flatten(x)[0])
+
+
+def unpack(x: Any) -> Any:
+    """Open structured ``Dual`` values into pytrees of leaf ``Dual`` values."""
+    if type(x) is Dual:
+        node = x._node
+        if type(node) is not Packed:
+            return x
+        leaves = flatten(x._value)[0]
+        return unflatten(
+            node.tree, [v if n is None else mk(v, n) for v, n in zip(leaves, node.nodes, strict=True)]
+        )
+    leaves, tree = flatten(x)
+    if tree.is_leaf:
+        return x
+    return unflatten(tree, [unpack(v) for v in leaves])
+
+
+_REAL_KINDS = frozenset("fiu")
+
+
+def check_leaf(x: Any, where: object) -> Any:
+    """Validate one input leaf: a real number or array. Integers become float64."""
+    t = type(x)
+    if t is float or t is Dual:
+        return x
+    if t is int:
+        return float(x)
+    if isinstance(x, np.ndarray | np.number):
+        kind = x.dtype.kind
+        if kind == "f":
+            return x
+        if kind in "iu":
+            return x.astype(np.float64)
+    elif isinstance(x, int | float) and not isinstance(x, bool):
+        return float(x)
+    raise TypeError(
+        f"{where!r} received {type(x).__name__} {x!r}: fad differentiates real numbers, "
+        "arrays of them and tuples, lists and dicts of those"
+    )
+
+
+def trace_call(f: Callable[[Any], Any], x: Any, where: object) -> tuple[Source, Any]:
+    """Run ``f`` on ``x`` made of fresh ``Dual`` leaves of a new source.
+
+    Returns the source and the result, whose leaves are already split into
+    ``(primal, node)`` pairs relative to the source.
+    """
+    leaves, tree = flatten(x)
+    leaves = [check_leaf(v, where) for v in leaves]
+    source = Source(tree, leaves)
+    duals = [mk(v, node) for v, node in zip(leaves, source.inputs, strict=True)]
+    with active(source.tag):
+        out = f(unflatten(tree, duals))
+        out = unpack(out)
+        out_leaves, out_tree = flatten(out)
+        act = _ACTIVE.get()
+        pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
+    return source, (out_tree, pairs)
+
+
+def leaf_at(v: Any, tag: int, act: frozenset[int]) -> tuple[Any, Node | None]:
+    """Split an output leaf into its primal and its node at level ``tag``."""
+    v = _strip_inactive(v, act)
+    if type(v) is Dual and v._node.source.tag == tag:
+        node = v._node
+        if type(node) is Packed:
+            raise TypeError("nested structured Dual in an output")
+        return v._value, node  # type: ignore[return-value]
+    return v, None
+
+
+def package(source: Source, out_tree: Tree, pairs: Sequence[tuple[Any, Node | None]]) -> Dual[Any]:
+    """One ``Dual`` for a call's whole result, structured or not."""
+    if out_tree.is_leaf and pairs[0][1] is not None:
+        return mk(pairs[0][0], pairs[0][1])
+    value = unflatten(out_tree, [p for p, _ in pairs])
+    return mk(value, Packed(source, out_tree, [n for _, n in pairs]))
+
+
+def call_plain(f: Fn[Any, Any], x: Any) -> Dual[Any]:
+    """``f(x)`` for a plain ``x``: differentiate with respect to ``x``."""
+    if f.elementwise and f.steps:
+        leaf = check_leaf(x, f) if not isinstance(x, tuple | list | dict) else None
+        if type(leaf) is np.ndarray or isinstance(leaf, np.floating):
+            y, d = f.ew(leaf)
+            source = Source(leaf_tree(), (leaf,))
+            inp = source.inputs[0]
+            return mk(y, inp if type(d) is float and d == 1.0 else Scale(d, inp, inp.shape))
+    source, (tree, pairs) = trace_call(f.run, x, f)
+    return package(source, tree, pairs)
+
+
+# --------------------------------------------------------------- the monad's surface
+
+
+def unit(x: T) -> Dual[T]:
+    """Put a plain value into the monad, with the identity derivative.
+
+    Examples:
+        >>> import fad
+        >>> value, deriv = fad.unit(3.0)
+        >>> print(value, float(deriv))
+        3.0 1.0
+
+    See also:
+        bind, Dual
+    """
+    leaves, tree = flatten(x)
+    leaves = [check_leaf(v, "unit") for v in leaves]
+    source = Source(tree, leaves)
+    if tree.is_leaf:
+        return mk(leaves[0], source.inputs[0])
+    return mk(unflatten(tree, leaves), Packed(source, tree, source.inputs))
+
+
+def bind(m: Dual[A], f: Fn[A, C] | Callable[[Any], Any]) -> Dual[C]:
+    """Feed ``m`` to ``f`` and compose the derivatives: the chain rule.
+
+    ``bind(m, f)`` is ``f(m)``; a function that returns plain values or a structure of
+    ``Dual`` values is packaged back into one ``Dual`` with respect to ``m``'s input.
+
+    Examples:
+        >>> import fad
+        >>> from fad.prims import multiply, exp
+        >>> m = fad.bind(fad.bind(fad.unit(0.0), multiply(-1.0)), exp)
+        >>> print(m.value, float(m.deriv))
+        1.0 -1.0
+
+    See also:
+        unit, comp
+    """
+    if type(m) is not Dual:
+        raise TypeError(f"bind expects a Dual (see fad.unit), got {type(m).__name__}")
+    out = f(m)
+    if type(out) is Dual:
+        return out
+    node = m._node
+    source = node.source
+    leaves, tree = flatten(unpack(out))
+    act = _ACTIVE.get() | {source.tag}
+    return package(source, tree, [leaf_at(v, source.tag, act) for v in leaves])
+
+
+identity: Fn[Any, Any] = Fn(())
+
+
+def const(c: Any) -> Fn[Any, Any]:
+    """The constant function ``x -> c``; its derivative is zero.
+
+    Examples:
+        >>> import fad
+        >>> print(fad.const(2.0).value(5.0))
+        2.0
+
+    See also:
+        identity
+    """
+    return Fn((Const(c),))
+
+
+@overload
+def comp() -> Fn[Any, Any]: ...
+@overload
+def comp(f: Fn[A, B], /) -> Fn[A, B]: ...
+@overload
+def comp(*fs: Fn[Any, Any] | Callable[[Any], Any]) -> Fn[Any, Any]: ...
+
+
+def comp(*fs: Any) -> Fn[Any, Any]:
+    """Compose differentiable functions right to left, like ``toolz.compose``.
+
+    ``comp(f, g, h)(x)`` is ``f(g(h(x)))`` with the chain rule applied; ``comp()`` is
+    ``identity``. The result is one flat pipeline, so depth never recurses.
+
+    Examples:
+        >>> import fad
+        >>> from fad.prims import add, exp, multiply, reciprocal
+        >>> sigmoid = fad.comp(reciprocal, add(1.0), exp, multiply(-1.0))
+        >>> sigmoid
+        multiply(-1.0) >> exp >> add(1.0) >> reciprocal
+        >>> value, deriv = sigmoid(0.0)
+        >>> print(value, float(deriv))
+        0.5 0.25
+
+    See also:
+        pipe, identity, Fn.__rshift__
+    """
+    return pipe(*reversed(fs))
+
+
+def pipe(*fs: Any) -> Fn[Any, Any]:
+    """Compose differentiable functions left to right: ``pipe(f, g)`` is ``f >> g``.
+
+    Unlike ``toolz.pipe`` it takes no data argument: it returns the composed ``Fn``.
+
+    Examples:
+        >>> import fad
+        >>> from fad.prims import sin, square
+        >>> f = fad.pipe(sin, square)
+        >>> f
+        sin >> square
+        >>> print(round(f.value(1.0), 6))
+        0.708073
+
+    See also:
+        comp, Fn.__rshift__
+    """
+    steps: list[Step] = []
+    for f in fs:
+        steps.extend(as_fn(f).steps)
+    return Fn(steps)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    _check_fn: Fn[float, float] = identity

@@ -1,0 +1,607 @@
+"""Derivatives as linear maps: a small graph of linear nodes, pushed and pulled (layer 0).
+
+Running a function on ``Dual`` values records, beside each primal result, a *linear node*:
+how the result's tangent depends on the tangents of the computation's input leaves. The
+nodes form a DAG whose roots are ``Input`` nodes of one ``Source`` (one call of a
+transform, or one call of an ``Fn`` on a plain value). Two interpreters read that DAG:
+
+* ``push_forward`` evaluates it from the inputs to the outputs (forward mode, JVP);
+* ``pull_back`` applies each node's transpose from the outputs to the inputs
+  (reverse mode, VJP), accumulating cotangents of shared nodes once per use.
+
+Both walk a topological order built with an explicit stack, so the cost is linear in the
+number of nodes and no recursion grows with the depth of the computation.
+
+Tangents and cotangents may carry leading *batch* axes (``batch + node.shape``): a matrix
+of directions is pushed through at once, which is how Jacobians and Hessians are formed
+without a Python-level pass per column. ``None`` is a symbolic zero, so untouched branches
+cost nothing. Coefficients may themselves be ``Dual`` values of an outer transform: the
+linear algebra here only uses operators and numpy functions that dispatch on them, so
+derivatives of derivatives come out of the same code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, final
+
+import numpy as np
+
+from ._tree import Tree, flatten, leaf_tree, unflatten
+
+__all__ = [
+    "Input",
+    "Linear",
+    "Node",
+    "Op",
+    "Scale",
+    "Source",
+    "Sum",
+    "expand",
+    "pull_back",
+    "push_forward",
+    "shape_of",
+    "sum_to",
+]
+
+Shape = tuple[int, ...]
+
+_tags = itertools.count(1)
+
+
+def shape_of(x: Any) -> Shape:
+    """The shape of a number, array or ``Dual``; ``()`` for Python scalars."""
+    s = getattr(x, "shape", None)
+    return () if s is None else tuple(s)
+
+
+def expand(t: Any, from_shape: Shape, to_ndim: int) -> Any:
+    """Insert axes so a batched tangent of ``from_shape`` broadcasts to ``to_ndim`` dims.
+
+    numpy aligns trailing axes, which is right without a batch; with leading batch axes
+    the missing axes must go between the batch and the value's own axes.
+    """
+    extra = to_ndim - len(from_shape)
+    if extra <= 0:
+        return t
+    ts = shape_of(t)
+    nb = len(ts) - len(from_shape)
+    if nb <= 0:
+        return t
+    return t.reshape(ts[:nb] + (1,) * extra + from_shape)
+
+
+def sum_to(ct: Any, out_shape: Shape, shape: Shape) -> Any:
+    """Reduce a (batched) cotangent of ``out_shape`` back to a broadcast operand's ``shape``."""
+    if out_shape == shape:
+        return ct
+    cs = shape_of(ct)
+    nb = len(cs) - len(out_shape)
+    extra = len(out_shape) - len(shape)
+    axes = tuple(range(nb, nb + extra)) + tuple(
+        nb + extra + i for i, s in enumerate(shape) if s == 1 and out_shape[extra + i] != 1
+    )
+    if axes:
+        ct = np.sum(ct, axis=axes)
+    target = cs[:nb] + shape
+    return ct if shape_of(ct) == target else np.reshape(ct, target)
+
+
+class Node:
+    """A linear map from the tangents of ``parents`` to a tangent of ``shape``.
+
+    ``diag`` is the index of the single input leaf this node is elementwise in (its
+    Jacobian is diagonal), or -1: ``np.asarray`` of an elementwise derivative reads it.
+    """
+
+    __slots__ = ("diag", "parents", "shape", "source")
+
+    source: Source
+    shape: Shape
+    parents: tuple[Node, ...]
+    diag: int
+
+    def forward(self, ts: list[Any]) -> Any:
+        """Tangent of this node from its parents' tangents (``None`` is zero)."""
+        raise NotImplementedError
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        """Cotangents of the parents from this node's cotangent (``None`` is zero)."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+@final
+class Source:
+    """The input of one differentiated call: a tag, the input tree and its leaf nodes.
+
+    Tags increase with creation, which orders nested transforms: the later (inner) one
+    is the higher level, so its ``Dual`` values wrap those of the enclosing one.
+    """
+
+    __slots__ = ("inputs", "tag", "tree")
+
+    def __init__(self, tree: Tree, leaves: Sequence[Any]) -> None:
+        self.tag = next(_tags)
+        self.tree = tree
+        self.inputs = tuple(Input(self, i, leaf) for i, leaf in enumerate(leaves))
+
+
+@final
+class Input(Node):
+    """The tangent of one input leaf: the identity map's root."""
+
+    __slots__ = ("dtype", "index")
+
+    def __init__(self, source: Source, index: int, value: Any) -> None:
+        self.source = source
+        self.index = index
+        self.shape = shape_of(value)
+        self.dtype = np.result_type(value)
+        self.parents = ()
+        self.diag = index
+
+
+@final
+class Scale(Node):
+    """``t -> coef * t`` with numpy broadcasting: the local derivative of most primitives."""
+
+    __slots__ = ("coef",)
+
+    def __init__(self, coef: Any, parent: Node, shape: Shape) -> None:
+        self.source = parent.source
+        self.coef = coef
+        self.parents = (parent,)
+        self.shape = shape
+        self.diag = parent.diag if shape == parent.shape else -1
+
+    def forward(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if t is None:
+            return None
+        return self.coef * expand(t, self.parents[0].shape, len(self.shape))
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        return (sum_to(ct * self.coef, self.shape, self.parents[0].shape),)
+
+
+def scale(coef: Any, node: Node, shape: Shape) -> Node:
+    """``Scale`` with chains of elementwise scalings fused into one coefficient.
+
+    Fusing keeps an elementwise pipeline's derivative a single ``Scale`` of its input,
+    so it costs one multiply per step and O(1) memory however deep the pipeline is.
+    """
+    if type(node) is Scale and node.shape == shape and node.parents[0].shape == shape:
+        return Scale(coef * node.coef, node.parents[0], shape)
+    return Scale(coef, node, shape)
+
+
+@final
+class Sum(Node):
+    """``(t1, t2, ...) -> t1 + t2 + ...`` with broadcasting."""
+
+    __slots__ = ()
+
+    def __init__(self, parents: tuple[Node, ...], shape: Shape) -> None:
+        self.source = parents[0].source
+        self.parents = parents
+        self.shape = shape
+        d = parents[0].diag
+        same = all(p.diag == d and p.shape == shape for p in parents)
+        self.diag = d if same else -1
+
+    def forward(self, ts: list[Any]) -> Any:
+        total = None
+        n = len(self.shape)
+        for p, t in zip(self.parents, ts, strict=True):
+            if t is not None:
+                t = expand(t, p.shape, n)
+                total = t if total is None else total + t
+        return total
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        return [sum_to(ct, self.shape, p.shape) for p in self.parents]
+
+
+@final
+class Op(Node):
+    """A general linear map given by its JVP and VJP functions.
+
+    ``jvp(*ts)`` maps the parents' tangents to this node's tangent and ``vjp(ct)`` returns
+    the parents' cotangents. ``batched`` says the functions accept leading batch axes;
+    otherwise a batch is looped over. A missing ``vjp`` makes reverse mode an error that
+    names the operation.
+    """
+
+    __slots__ = ("batched", "jvp", "label", "vjp")
+
+    def __init__(
+        self,
+        label: str,
+        parents: tuple[Node, ...],
+        shape: Shape,
+        jvp: Callable[..., Any] | None,
+        vjp: Callable[[Any], Sequence[Any]] | None,
+        *,
+        batched: bool = True,
+        elementwise: bool = False,
+    ) -> None:
+        self.source = parents[0].source
+        self.label = label
+        self.parents = parents
+        self.shape = shape
+        self.jvp = jvp
+        self.vjp = vjp
+        self.batched = batched
+        d = parents[0].diag
+        ok = elementwise and all(p.diag == d and p.shape == shape for p in parents)
+        self.diag = d if ok else -1
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def forward(self, ts: list[Any]) -> Any:
+        if all(t is None for t in ts):
+            return None
+        if self.jvp is None:
+            raise NotImplementedError(f"{self.label} has no jvp rule: forward mode is unavailable")
+        nb, like = _batch_of(ts, self.parents)
+        ts = [
+            np.zeros(nb + p.shape, dtype=np.result_type(like)) if t is None else t
+            for t, p in zip(ts, self.parents, strict=True)
+        ]
+        if self.batched or not nb:
+            return self.jvp(*ts)
+        return _stack_looped(lambda *u: self.jvp(*u), ts, nb)  # type: ignore[misc]
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        if self.vjp is None:
+            raise NotImplementedError(f"{self.label} has no vjp rule: reverse mode is unavailable")
+        nb = shape_of(ct)[: len(shape_of(ct)) - len(self.shape)]
+        if self.batched or not nb:
+            return self.vjp(ct)
+        rows = [self.vjp(c) for c in np.reshape(ct, (-1, *self.shape))]
+        return [
+            None
+            if any(r[i] is None for r in rows)
+            else np.reshape(np.stack([r[i] for r in rows]), nb + p.shape)
+            for i, p in enumerate(self.parents)
+        ]
+
+
+def _batch_of(ts: list[Any], parents: tuple[Node, ...]) -> tuple[Shape, Any]:
+    for t, p in zip(ts, parents, strict=True):
+        if t is not None:
+            s = shape_of(t)
+            return s[: len(s) - len(p.shape)], t
+    return (), 0.0
+
+
+def _stack_looped(f: Callable[..., Any], ts: list[Any], nb: Shape) -> Any:
+    n = int(np.prod(nb))
+    flat = [np.reshape(t, (n, *shape_of(t)[len(nb) :])) for t in ts]
+    out = np.stack([f(*(t[k] for t in flat)) for k in range(n)])
+    return np.reshape(out, nb + shape_of(out)[1:])
+
+
+def toposort(roots: Sequence[Node | None]) -> list[Node]:
+    """Nodes reachable from ``roots``, parents before children, each once.
+
+    An explicit stack, not recursion: a 100,000-step loop makes a 100,000-deep graph.
+    """
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(r, False) for r in roots if r is not None]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in node.parents if id(p) not in seen)
+    return order
+
+
+def push_forward(outputs: Sequence[Node | None], tangents: Sequence[Any]) -> list[Any]:
+    """Forward mode: the outputs' tangents given one tangent (or ``None``) per input leaf."""
+    memo: dict[int, Any] = {}
+    for node in toposort(outputs):
+        if type(node) is Input:
+            memo[id(node)] = tangents[node.index]
+        else:
+            memo[id(node)] = node.forward([memo[id(p)] for p in node.parents])
+    return [None if o is None else memo[id(o)] for o in outputs]
+
+
+def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
+    """Reverse mode: one cotangent (or ``None``) per input leaf from the outputs' cotangents.
+
+    Each node's transpose runs once, after all of its consumers have added their share.
+    """
+    acc: dict[int, Any] = {}
+    for o, ct in zip(outputs, cts, strict=True):
+        if o is not None and ct is not None:
+            acc[id(o)] = ct if id(o) not in acc else acc[id(o)] + ct
+    result: list[Any] = [None] * n_inputs
+    for node in reversed(toposort(outputs)):
+        ct = acc.pop(id(node), None)
+        if ct is None:
+            continue
+        if type(node) is Input:
+            result[node.index] = ct
+            continue
+        for p, pct in zip(node.parents, node.backward(ct), strict=True):
+            if pct is not None:
+                k = id(p)
+                acc[k] = pct if k not in acc else acc[k] + pct
+    return result
+
+
+class LinearMap:
+    """A derivative: a linear map from input tangents to output tangents.
+
+    ``d @ t`` is a Jacobian-vector product, ``u @ d`` a vector-Jacobian product and
+    ``d.T`` the transpose. A scalar map behaves as a number (``float(d)``, ``d == 0.25``);
+    ``np.asarray(d)`` is the per-element derivative of an elementwise map and the dense
+    Jacobian (output shape, then input shape) otherwise. Nothing is materialised until
+    asked for.
+    """
+
+    __slots__ = ()
+    # numpy would evaluate `u @ d` as np.matmul(u, np.asarray(d)) and build the n x n
+    # matrix; None makes ndarray defer to our __rmatmul__.
+    __array_ufunc__ = None
+
+    def __matmul__(self, t: Any) -> Any:
+        raise NotImplementedError
+
+    def __rmatmul__(self, ct: Any) -> Any:
+        raise NotImplementedError
+
+    @property
+    def T(self) -> LinearMap:  # noqa: N802  (numpy's name)
+        raise NotImplementedError
+
+    def _dense(self) -> Any:
+        raise NotImplementedError
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
+        return np.asarray(self._dense(), dtype=dtype)
+
+    def __float__(self) -> float:
+        return float(self._dense())
+
+    def __format__(self, spec: str) -> str:
+        return format(self._dense(), spec)
+
+    def __eq__(self, other: object) -> Any:
+        if isinstance(other, LinearMap):
+            other = other._dense()
+        return self._dense() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __ne__(self, other: object) -> Any:
+        return np.logical_not(self == other)
+
+    def __lt__(self, other: Any) -> Any:
+        return self._dense() < other
+
+    def __le__(self, other: Any) -> Any:
+        return self._dense() <= other
+
+    def __gt__(self, other: Any) -> Any:
+        return self._dense() > other
+
+    def __ge__(self, other: Any) -> Any:
+        return self._dense() >= other
+
+    def __neg__(self) -> Any:
+        return -self._dense()
+
+    def __abs__(self) -> Any:
+        return abs(self._dense())
+
+    def __add__(self, other: Any) -> Any:
+        return self._dense() + other
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        return self._dense() - other
+
+    def __rsub__(self, other: Any) -> Any:
+        return other - self._dense()
+
+    def __mul__(self, other: Any) -> Any:
+        return self._dense() * other
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Any:
+        return self._dense() / other
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return other / self._dense()
+
+
+@final
+class Linear(LinearMap):
+    """The derivative of one call: input leaves of ``source`` to output leaves ``nodes``."""
+
+    __slots__ = ("_dtypes", "_nodes", "_out_shapes", "_out_tree", "_source")
+
+    def __init__(
+        self,
+        source: Source,
+        nodes: Sequence[Node | None],
+        out_tree: Tree,
+        out_shapes: Sequence[Shape],
+        out_dtypes: Sequence[Any],
+    ) -> None:
+        self._source = source
+        self._nodes = tuple(nodes)
+        self._out_tree = out_tree
+        self._out_shapes = tuple(out_shapes)
+        self._dtypes = tuple(out_dtypes)
+
+    @property
+    def in_shapes(self) -> tuple[Shape, ...]:
+        return tuple(i.shape for i in self._source.inputs)
+
+    @property
+    def out_shapes(self) -> tuple[Shape, ...]:
+        return self._out_shapes
+
+    def __repr__(self) -> str:
+        def fmt(tree: Tree, shapes: Sequence[Shape]) -> str:
+            return str(unflatten(tree, [_ShapeRepr(s) for s in shapes]))
+
+        ins = fmt(self._source.tree, self.in_shapes)
+        outs = fmt(self._out_tree, self._out_shapes)
+        if all(s == () for s in self.in_shapes + self._out_shapes) and len(self._nodes) == 1:
+            return f"LinearMap({ins} -> {outs}: {self._dense()})"
+        return f"LinearMap({ins} -> {outs})"
+
+    def _flat(self, x: Any, tree: Tree, what: str) -> list[Any]:
+        if tree.is_leaf:
+            return [x]
+        leaves, t = flatten(x)
+        if t != tree:
+            raise ValueError(f"{what} has structure {t}, expected {tree}")
+        return leaves
+
+    def __matmul__(self, t: Any) -> Any:
+        ts = self._flat(t, self._source.tree, "tangent")
+        out = push_forward(self._nodes, ts)
+        nb = _batch(ts, self.in_shapes)
+        out = [
+            _zeros(nb + s, dt) if o is None else o
+            for o, s, dt in zip(out, self._out_shapes, self._dtypes, strict=True)
+        ]
+        return unflatten(self._out_tree, out)
+
+    def __rmatmul__(self, ct: Any) -> Any:
+        cts = self._flat(ct, self._out_tree, "cotangent")
+        back = pull_back(self._nodes, cts, len(self._source.inputs))
+        nb = _batch(cts, self._out_shapes)
+        back = [
+            _zeros(nb + i.shape, i.dtype) if b is None else b
+            for b, i in zip(back, self._source.inputs, strict=True)
+        ]
+        return unflatten(self._source.tree, back)
+
+    @property
+    def T(self) -> LinearMap:  # noqa: N802
+        return Transposed(self)
+
+    def dense(self, mode: str = "auto") -> Any:
+        """The Jacobian as arrays: an output tree of input trees of ``out + in`` shapes."""
+        ins = self.in_shapes
+        outs = self._out_shapes
+        n_in = sum(int(np.prod(s)) for s in ins)
+        n_out = sum(int(np.prod(s)) for s in outs)
+        if mode == "auto":
+            mode = "fwd" if n_in <= n_out else "rev"
+        blocks: list[list[Any]] = [[None] * len(ins) for _ in outs]
+        if mode == "fwd":
+            for i, inp in enumerate(self._source.inputs):
+                n = int(np.prod(inp.shape))
+                ts: list[Any] = [None] * len(ins)
+                ts[i] = np.eye(n, dtype=inp.dtype).reshape((n, *inp.shape))
+                res = push_forward(self._nodes, ts)
+                for j, (r, s) in enumerate(zip(res, outs, strict=True)):
+                    m = int(np.prod(s))
+                    if r is None:
+                        blocks[j][i] = _zeros(s + inp.shape, np.result_type(inp.dtype, self._dtypes[j]))
+                    else:
+                        blocks[j][i] = np.reshape(np.reshape(r, (n, m)).T, s + inp.shape)
+        else:
+            for j, (s, dt) in enumerate(zip(outs, self._dtypes, strict=True)):
+                m = int(np.prod(s))
+                cts: list[Any] = [None] * len(outs)
+                cts[j] = np.eye(m, dtype=dt).reshape((m, *s))
+                back = pull_back(self._nodes, cts, len(ins))
+                for i, (b, inp) in enumerate(zip(back, self._source.inputs, strict=True)):
+                    if b is None:
+                        blocks[j][i] = _zeros(s + inp.shape, np.result_type(inp.dtype, dt))
+                    else:
+                        blocks[j][i] = np.reshape(b, s + inp.shape)
+        rows = [unflatten(self._source.tree, row) for row in blocks]
+        return unflatten(self._out_tree, rows)
+
+    def _is_diagonal(self) -> bool:
+        return (
+            len(self._nodes) == 1
+            and len(self._source.inputs) == 1
+            and self._nodes[0] is not None
+            and self._nodes[0].diag == 0
+        )
+
+    def _dense(self) -> Any:
+        if self._is_diagonal():
+            (inp,) = self._source.inputs
+            return self @ np.ones(inp.shape, dtype=inp.dtype)[()]
+        return self.dense()
+
+
+@final
+class Transposed(LinearMap):
+    """The transpose of a linear map: ``d.T @ u == u @ d``."""
+
+    __slots__ = ("_of",)
+
+    def __init__(self, of: LinearMap) -> None:
+        self._of = of
+
+    def __repr__(self) -> str:
+        return f"{self._of!r}.T"
+
+    def __matmul__(self, u: Any) -> Any:
+        return u @ self._of
+
+    def __rmatmul__(self, t: Any) -> Any:
+        return self._of @ t
+
+    @property
+    def T(self) -> LinearMap:  # noqa: N802
+        return self._of
+
+    def _dense(self) -> Any:
+        d = self._of._dense()
+        return np.transpose(d) if np.ndim(d) == 2 else d
+
+
+class _ShapeRepr:
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return "float" if self.shape == () else "f" + str(list(self.shape))
+
+
+def _batch(xs: Sequence[Any], shapes: Sequence[Shape]) -> Shape:
+    for x, s in zip(xs, shapes, strict=True):
+        if x is not None:
+            xs_ = shape_of(x)
+            return xs_[: len(xs_) - len(s)]
+    return ()
+
+
+def _zeros(shape: Shape, dtype: Any) -> Any:
+    return np.zeros(shape, dtype=dtype)[()] if shape else np.zeros((), dtype=dtype)[()]
+
+
+def single(source: Source, node: Node | None, value: Any) -> Linear:
+    """The derivative map of a single-leaf result."""
+    return Linear(source, (node,), leaf_tree(), (shape_of(value),), (np.result_type(value),))
