@@ -20,18 +20,26 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
 
 import numpy as np
 
 from . import _linear as lin
 from ._errors import DomainError, MixedInputsError, nan_checks_enabled
-from ._linear import Input, Node, Scale, Source, Sum, scale, shape_of
+from ._linear import Node, Scale, Source, Sum, scale, shape_of
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
 __all__ = [
     "Dual",
     "Fn",
+    "Step",
+    "call_kernel",
+    "defop",
+    "dtype_of",
+    "mk",
+    "primal",
+    "scale",
+    "shape_of",
     "bind",
     "comp",
     "const",
@@ -130,7 +138,7 @@ class Dual(Generic[B]):
             shapes = [shape_of(v) for v in flatten(self._value)[0]]
             dtypes = [dtype_of(v) for v in flatten(self._value)[0]]
             return lin.Linear(node.source, node.nodes, node.tree, shapes, dtypes)
-        return lin.single(node.source, node, self._value)  # type: ignore[arg-type]
+        return lin.single(node.source, node, self._value)
 
     def __iter__(self) -> Iterator[Any]:
         yield self._value
@@ -245,7 +253,7 @@ class Dual(Generic[B]):
         return transpose(self, tuple(axes) or None)
 
     @property
-    def T(self) -> Any:  # noqa: N802  (numpy's name)
+    def T(self) -> Any:
         return transpose(self, None)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
@@ -260,7 +268,11 @@ class Dual(Generic[B]):
     # -- numpy protocols: untouched numpy code is differentiated
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if method != "__call__" or "out" in kwargs:
-            what = f"{ufunc.__name__}.{method}" if method != "__call__" else f"{ufunc.__name__}(out=...)"
+            what = (
+                f"{ufunc.__name__}.{method}"
+                if method != "__call__"
+                else f"{ufunc.__name__}(out=...)"
+            )
             raise TypeError(
                 f"numpy.{what} writes in place or reduces in a way fad cannot differentiate; "
                 "use the functional form (e.g. fad.sum, or a new array instead of out=)"
@@ -291,8 +303,9 @@ class Dual(Generic[B]):
 
 
 _new = object.__new__
-_set_value = Dual._value.__set__  # type: ignore[attr-defined]
-_set_node = Dual._node.__set__  # type: ignore[attr-defined]
+# Slot descriptors: setting through them skips __init__'s call overhead on the hot path.
+_set_value = cast(Any, Dual.__dict__["_value"]).__set__
+_set_node = cast(Any, Dual.__dict__["_node"]).__set__
 
 
 def mk(value: Any, node: Node | Packed) -> Dual[Any]:
@@ -332,12 +345,12 @@ def primal(x: Any) -> Any:
 def dtype_of(x: Any) -> np.dtype[Any]:
     """The dtype of a number, array or ``Dual``."""
     dt = getattr(x, "dtype", None)
-    return np.result_type(x) if dt is None else dt  # type: ignore[no-any-return]
+    return np.result_type(x) if dt is None else dt
 
 
 def tag_of(x: Any) -> int:
     """The level of a value: its source's tag, or 0 for a plain value."""
-    return x._node.source.tag if type(x) is Dual else 0  # type: ignore[no-any-return]
+    return x._node.source.tag if type(x) is Dual else 0
 
 
 def _strip_inactive(x: Any, act: frozenset[int]) -> Any:
@@ -389,22 +402,36 @@ def split(args: Sequence[Any], top: int) -> tuple[list[Any], list[Node | None]]:
             if type(node) is Packed:
                 raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
             primals.append(a._value)
-            nodes.append(node)  # type: ignore[arg-type]
+            nodes.append(node)
         else:
             primals.append(a)
             nodes.append(None)
     return primals, nodes
 
 
-def _check_nans(name: str, inputs: Sequence[Any], y: Any) -> None:
-    if all(np.all(np.isfinite(x)) for x in inputs) and not np.all(np.isfinite(y)):
-        shown = inputs[0] if len(inputs) == 1 else tuple(inputs)
+def call_kernel(name: str, kernel: Callable[..., Any], *args: Any) -> Any:
+    """Run a primitive's kernel; under ``debug_nans`` raise at the first nan or inf."""
+    if not nan_checks_enabled():
+        return kernel(*args)
+    with np.errstate(all="ignore"):
+        y = kernel(*args)
+    if all(np.all(np.isfinite(primal(x))) for x in args) and not np.all(np.isfinite(primal(y))):
+        shown = args[0] if len(args) == 1 else tuple(args)
         raise DomainError(f"{name} produced nan or inf from finite input {shown!r}")
+    return y
 
 
 # ------------------------------------------------------------------ binary arithmetic
 
 Partial = Callable[[Any, Any, Any], Any]
+
+_SCALAR_OPS: dict[str, Callable[[float, float], float]] = {
+    "+": float.__add__,
+    "-": float.__sub__,
+    "*": float.__mul__,
+    "/": float.__truediv__,
+    "**": math.pow,  # not float.__pow__: (-8.0) ** (1/3) is complex in Python
+}
 
 
 @final
@@ -417,7 +444,9 @@ class Binary:
 
     __slots__ = ("da", "db", "kernel", "name", "symbol")
 
-    def __init__(self, name: str, symbol: str, kernel: Callable[[Any, Any], Any], da: Partial, db: Partial) -> None:
+    def __init__(
+        self, name: str, symbol: str, kernel: Callable[[Any, Any], Any], da: Partial, db: Partial
+    ) -> None:
         self.name = name
         self.symbol = symbol
         self.kernel = kernel
@@ -431,10 +460,12 @@ class Binary:
         ta = a._node.source.tag if type(a) is Dual else 0
         tb = b._node.source.tag if type(b) is Dual else 0
         if ta == tb == 0:
-            y = self.kernel(a, b)
-            if nan_checks_enabled():
-                _check_nans(self.name, (a, b), y)
-            return y
+            if type(a) is float and type(b) is float:
+                try:
+                    return _SCALAR_OPS[self.symbol](a, b)
+                except (OverflowError, ValueError, ZeroDivisionError):
+                    pass  # math raises where numpy returns inf or nan
+            return call_kernel(self.name, self.kernel, a, b)
         if ta and tb and ta != tb:
             (a, b), _ = _align((a, b), self.name)
             ta, tb = tag_of(a), tag_of(b)
@@ -509,10 +540,7 @@ def defop(name: str, kernel: Callable[..., Any], linearize: Linearize) -> Callab
     def apply(*args: Any) -> Any:
         args_, top = top_level(args, name)
         if top == 0:
-            y = kernel(*args_)
-            if nan_checks_enabled():
-                _check_nans(name, args_, y)
-            return y
+            return call_kernel(name, kernel, *args_)
         primals, nodes = split(args_, top)
         y = apply(*primals)
         node = linearize(primals, y, nodes)
@@ -520,6 +548,13 @@ def defop(name: str, kernel: Callable[..., Any], linearize: Linearize) -> Callab
 
     apply.__name__ = name
     return apply
+
+
+def _one(nodes: list[Node | None]) -> tuple[Node]:
+    """The single parent of a unary op (which only linearises with a Dual operand)."""
+    (node,) = nodes
+    assert node is not None
+    return (node,)
 
 
 def _batch(t: Any, shape: Shape) -> Shape:
@@ -538,7 +573,7 @@ def _reshape(x: Any, shape: Shape) -> Any:
         src = shape_of(p[0])
         return lin.Op(
             "reshape",
-            (n[0],),  # type: ignore[arg-type]
+            _one(n),
             shape,
             lambda t: np.reshape(t, _batch(t, src) + shape),
             lambda ct: (np.reshape(ct, _batch(ct, shape) + src),),
@@ -558,7 +593,9 @@ def transpose(x: Any, axes: Sequence[int] | None) -> Any:
             nb = len(shape_of(t)) - nd
             return np.transpose(t, tuple(range(nb)) + tuple(nb + a for a in order))
 
-        return lin.Op("transpose", (n[0],), shape_of(y), lambda t: move(t, perm), lambda ct: (move(ct, inv),))  # type: ignore[arg-type]
+        return lin.Op(
+            "transpose", _one(n), shape_of(y), lambda t: move(t, perm), lambda ct: (move(ct, inv),)
+        )
 
     return defop("transpose", lambda v: np.transpose(v, perm), lin_)(x)
 
@@ -586,7 +623,7 @@ def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
             nb = _batch(ct, out)
             return (broadcast_to(np.reshape(ct, nb + kept), nb + src),)
 
-        return lin.Op("sum", (n[0],), out, lambda t: np.sum(t, axis=neg, keepdims=keepdims), back)  # type: ignore[arg-type]
+        return lin.Op("sum", _one(n), out, lambda t: np.sum(t, axis=neg, keepdims=keepdims), back)
 
     return defop("sum", lambda v: np.sum(v, axis=axes, keepdims=keepdims), lin_)(x)
 
@@ -602,7 +639,7 @@ def broadcast_to(x: Any, shape: Shape) -> Any:
             nb = _batch(t, src)
             return np.broadcast_to(lin.expand(t, src, len(shape)), nb + shape)
 
-        return lin.Op("broadcast_to", (n[0],), shape, fwd, lambda ct: (lin.sum_to(ct, shape, src),))  # type: ignore[arg-type]
+        return lin.Op("broadcast_to", _one(n), shape, fwd, lambda ct: (lin.sum_to(ct, shape, src),))
 
     return defop("broadcast_to", lambda v: np.broadcast_to(v, shape), lin_)(x)
 
@@ -627,7 +664,7 @@ def getitem(x: Any, index: Any) -> Any:
         def fwd(t: Any) -> Any:
             return t[_batched_index(index, len(shape_of(t)) - len(src))]
 
-        return lin.Op("getitem", (n[0],), out, fwd, lambda ct: (scatter_add(ct, index, src, out),))  # type: ignore[arg-type]
+        return lin.Op("getitem", _one(n), out, fwd, lambda ct: (scatter_add(ct, index, src, out),))
 
     return defop("getitem", lambda v: v[index], lin_)(x)
 
@@ -644,7 +681,7 @@ def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
         return lin.Op(
             "scatter_add",
-            (n[0],),  # type: ignore[arg-type]
+            _one(n),
             shape_of(y),
             lambda t: scatter_add(t, index, shape, out),
             lambda c: (c[_batched_index(index, len(shape_of(c)) - len(shape))],),
@@ -653,7 +690,12 @@ def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
     return defop("scatter_add", kernel, lin_)(ct)
 
 
-FUNCTIONS[np.reshape] = lambda x, shape=None, **kw: reshape(x, tuple(np.atleast_1d(kw.get("newshape", shape))) if not isinstance(kw.get("newshape", shape), tuple) else kw.get("newshape", shape))  # noqa: E501
+def _np_reshape(x: Any, shape: Any = None, **kw: Any) -> Any:
+    shape = kw.get("newshape", shape)
+    return reshape(x, tuple(shape) if isinstance(shape, tuple | list) else (int(shape),))
+
+
+FUNCTIONS[np.reshape] = _np_reshape
 FUNCTIONS[np.transpose] = lambda x, axes=None: transpose(x, axes)
 FUNCTIONS[np.sum] = lambda x, axis=None, keepdims=False, **kw: reduce_sum(x, axis, keepdims)
 FUNCTIONS[np.broadcast_to] = lambda x, shape, **kw: broadcast_to(x, tuple(np.atleast_1d(shape)))
@@ -754,14 +796,6 @@ class Pointwise(Step):
 
     def __repr__(self) -> str:
         return f"({_operand(self.f)} {self.op.symbol} {_operand(self.g)})"
-
-
-_SCALAR_OPS: dict[str, Callable[[float, float], float]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b,
-}
 
 
 def _combine(op: Binary, a: Any, b: Any, y: Any, da: Any, db: Any) -> Any:
@@ -989,7 +1023,8 @@ def unpack(x: Any) -> Any:
             return x
         leaves = flatten(x._value)[0]
         return unflatten(
-            node.tree, [v if n is None else mk(v, n) for v, n in zip(leaves, node.nodes, strict=True)]
+            node.tree,
+            [v if n is None else mk(v, n) for v, n in zip(leaves, node.nodes, strict=True)],
         )
     leaves, tree = flatten(x)
     if tree.is_leaf:
@@ -1047,7 +1082,7 @@ def leaf_at(v: Any, tag: int, act: frozenset[int]) -> tuple[Any, Node | None]:
         node = v._node
         if type(node) is Packed:
             raise TypeError("nested structured Dual in an output")
-        return v._value, node  # type: ignore[return-value]
+        return v._value, node
     return v, None
 
 

@@ -367,7 +367,7 @@ class LinearMap:
         raise NotImplementedError
 
     @property
-    def T(self) -> LinearMap:  # noqa: N802  (numpy's name)
+    def T(self) -> LinearMap:
         raise NotImplementedError
 
     def _dense(self) -> Any:
@@ -500,7 +500,7 @@ class Linear(LinearMap):
         return unflatten(self._source.tree, back)
 
     @property
-    def T(self) -> LinearMap:  # noqa: N802
+    def T(self) -> LinearMap:
         return Transposed(self)
 
     def dense(self, mode: str = "auto") -> Any:
@@ -521,7 +521,9 @@ class Linear(LinearMap):
                 for j, (r, s) in enumerate(zip(res, outs, strict=True)):
                     m = int(np.prod(s))
                     if r is None:
-                        blocks[j][i] = _zeros(s + inp.shape, np.result_type(inp.dtype, self._dtypes[j]))
+                        blocks[j][i] = _zeros(
+                            s + inp.shape, np.result_type(inp.dtype, self._dtypes[j])
+                        )
                     else:
                         blocks[j][i] = np.reshape(np.reshape(r, (n, m)).T, s + inp.shape)
         else:
@@ -572,7 +574,7 @@ class Transposed(LinearMap):
         return self._of @ t
 
     @property
-    def T(self) -> LinearMap:  # noqa: N802
+    def T(self) -> LinearMap:
         return self._of
 
     def _dense(self) -> Any:

@@ -70,9 +70,11 @@ class Proj(Step):
             raise type(e)(f"{self!r} cannot index {type(x).__name__} {x!r}: {e}") from None
 
     def __repr__(self) -> str:
-        return {0: "fst", 1: "snd"}.get(self.index, f"proj({self.index!r})") if isinstance(
-            self.index, int
-        ) else f"proj({self.index!r})"
+        return (
+            {0: "fst", 1: "snd"}.get(self.index, f"proj({self.index!r})")
+            if isinstance(self.index, int)
+            else f"proj({self.index!r})"
+        )
 
 
 def fork(*fs: Fn[Any, Any] | Callable[[Any], Any]) -> Fn[Any, tuple[Any, ...]]:

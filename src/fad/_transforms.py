@@ -48,12 +48,14 @@ def _name(f: Any) -> str:
     return repr(f) if isinstance(f, Fn) else getattr(f, "__name__", repr(f))
 
 
-def _select(args: tuple[Any, ...], argnums: Argnums) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+def _select(
+    args: tuple[Any, ...], argnums: Argnums
+) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """The differentiated arguments and how to put traced ones back among the rest."""
     if not args:
         raise TypeError("the function must be called with at least one argument")
     many = not isinstance(argnums, int)
-    nums = tuple(argnums) if many else (argnums,)  # type: ignore[arg-type]
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
         if not -len(args) <= n < len(args):
             raise ValueError(f"argnums {argnums} out of range for {len(args)} arguments")
@@ -108,9 +110,13 @@ def _trace(
 
 def _pythonic(x: Any, like: Any) -> Any:
     """A 0-d float64 result for a Python float input comes back as a Python float."""
-    if type(like) is float and type(x) is not float and isinstance(x, np.floating | np.ndarray):
-        if x.shape == () and x.dtype == np.float64:
-            return float(x)
+    if (
+        type(like) is float
+        and isinstance(x, np.floating | np.ndarray)
+        and x.shape == ()
+        and x.dtype == np.float64
+    ):
+        return float(x)
     return x
 
 

@@ -22,7 +22,7 @@ from .._core import (
     Dual,
     Fn,
     Step,
-    _check_nans,
+    call_kernel,
     defop,
     dtype_of,
     mk,
@@ -30,7 +30,6 @@ from .._core import (
     scale,
     shape_of,
 )
-from .._errors import nan_checks_enabled
 
 __all__ = [
     "NONNEGATIVE",
@@ -120,7 +119,10 @@ class Elementwise(Step):
         self.kernel = kernel
         self.rule = rule
         self.domain = domain
-        self.fast_value, self.fast_rule = fast if fast is not None else (None, None)
+        self.fast_value: Callable[[float], float] | None = None
+        self.fast_rule: Callable[[float, float], Any] | None = None
+        if fast is not None:
+            self.fast_value, self.fast_rule = fast
         self.has_scalar = fast is not None
         self.doc = doc
 
@@ -141,8 +143,8 @@ class Elementwise(Step):
             c = self.rule(v, y)
         shape = shape_of(y)
         if c is None:
-            return mk(y, node if node.shape == shape else lin.Sum((node,), shape))  # type: ignore[union-attr,arg-type]
-        return mk(y, scale(c, node, shape))  # type: ignore[arg-type]
+            return mk(y, node if node.shape == shape else lin.Sum((node,), shape))
+        return mk(y, scale(c, node, shape))
 
     def value(self, x: Any) -> Any:
         if type(x) is float and self.fast_value is not None:
@@ -150,15 +152,10 @@ class Elementwise(Step):
                 return self.fast_value(x)
             except (OverflowError, ValueError, ZeroDivisionError):
                 pass  # math raises where numpy returns inf or nan
-        y = self.kernel(x)
-        if nan_checks_enabled():
-            _check_nans(self.name, (x,), y)
-        return y
+        return call_kernel(self.name, self.kernel, x)
 
     def ew(self, x: Any) -> tuple[Any, Any]:
-        y = self.kernel(x)
-        if nan_checks_enabled():
-            _check_nans(self.name, (x,), y)
+        y = call_kernel(self.name, self.kernel, x)
         d = self.rule(x, y)
         return y, (1.0 if d is None else d)
 
@@ -306,14 +303,12 @@ def primitive(
     See also:
         derivative, laws.check_finite_differences
     """
-    label = name or getattr(value, "__name__", "primitive")
+    label = name or str(getattr(value, "__name__", "primitive"))
     if deriv is not None:
         if jvp is not None or vjp is not None:
             raise TypeError("give either deriv= (elementwise) or jvp=/vjp= (general), not both")
         d = deriv
-        return elementwise(
-            label, value, lambda x, y: d(x), domain, fast=(value, lambda x, y: d(x))
-        )
+        return elementwise(label, value, lambda x, y: d(x), domain, fast=(value, lambda x, y: d(x)))
     if jvp is None and vjp is None:
         raise TypeError(f"primitive {label!r} needs deriv=, jvp= or vjp=")
     return Fn((General(label, value, jvp, vjp),))

@@ -149,7 +149,7 @@ relu = elementwise(
     """,
 )  # fmt: skip
 
-abs = elementwise(  # noqa: A001  (numpy's name)
+abs = elementwise(
     "abs", np.abs, lambda x, y: np.sign(x), Domain(kinks=(0.0,)), ufunc=np.absolute,
     fast=(math.fabs, lambda x, y: math.copysign(1.0, x) if x != 0 else 0.0),
     doc="""|x|. At the kink x = 0 the derivative is 0 (``sign(0)``), as in JAX and PyTorch.

@@ -97,7 +97,9 @@ def power(k: float) -> Fn[Any, Any]:
             return float(x**n)
     else:
         domain = POSITIVE
-        fast_value = math.pow  # raises ValueError on x < 0: numpy's nan path takes over
+
+        def fast_value(x: float) -> float:
+            return math.pow(x, kf)  # ValueError for x < 0: numpy's nan path takes over
 
     def rule(x: Any, y: Any) -> Any:
         if kf == 0.0:
@@ -105,7 +107,6 @@ def power(k: float) -> Fn[Any, Any]:
         if kf == 1.0:
             return None
         return kf * x ** (kf - 1.0)
-
 
     return elementwise(
         f"power({_num(k)})", lambda x: np.power(x, kf) if not kf.is_integer() else x**n,
