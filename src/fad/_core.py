@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -426,10 +427,10 @@ def call_kernel(name: str, kernel: Callable[..., Any], *args: Any) -> Any:
 Partial = Callable[[Any, Any, Any], Any]
 
 _SCALAR_OPS: dict[str, Callable[[float, float], float]] = {
-    "+": float.__add__,
-    "-": float.__sub__,
-    "*": float.__mul__,
-    "/": float.__truediv__,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
     "**": math.pow,  # not float.__pow__: (-8.0) ** (1/3) is complex in Python
 }
 
@@ -460,7 +461,7 @@ class Binary:
         ta = a._node.source.tag if type(a) is Dual else 0
         tb = b._node.source.tag if type(b) is Dual else 0
         if ta == tb == 0:
-            if type(a) is float and type(b) is float:
+            if (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
                 try:
                     return _SCALAR_OPS[self.symbol](a, b)
                 except (OverflowError, ValueError, ZeroDivisionError):
@@ -927,14 +928,20 @@ class Fn(Generic[A, B]):
 
     def ew(self, x: Any) -> tuple[Any, Any]:
         """Value and per-element derivative of an elementwise pipeline (numpy values)."""
-        d: Any = None
+        d: Any = 1.0
+        owned = False  # whether d is a temporary of ours, safe to multiply in place
         for step in self.steps:
             x, dd = step.ew(x)
-            if d is None or (type(d) is float and d == 1.0):
-                d = dd
-            elif not (type(dd) is float and dd == 1.0):
+            if type(dd) is float and dd == 1.0:
+                continue
+            if type(d) is float and d == 1.0:
+                d = dd  # may alias a value (exp's rule returns y): not owned
+            elif owned and (np.ndim(dd) == 0 or np.shape(dd) == d.shape):
+                np.multiply(d, dd, out=d)
+            else:
                 d = d * dd
-        return x, (1.0 if d is None else d)
+                owned = type(d) is np.ndarray
+        return x, d
 
     def scalar(self, x: float) -> tuple[float, float]:
         """Value and derivative of an elementwise pipeline at a Python float (``math``)."""

@@ -481,6 +481,7 @@ class Linear(LinearMap):
 
     def __matmul__(self, t: Any) -> Any:
         ts = self._flat(t, self._source.tree, "tangent")
+        ts = [_as_dtype(v, i.dtype) for v, i in zip(ts, self._source.inputs, strict=True)]
         out = push_forward(self._nodes, ts)
         nb = _batch(ts, self.in_shapes)
         out = [
@@ -491,6 +492,7 @@ class Linear(LinearMap):
 
     def __rmatmul__(self, ct: Any) -> Any:
         cts = self._flat(ct, self._out_tree, "cotangent")
+        cts = [_as_dtype(v, dt) for v, dt in zip(cts, self._dtypes, strict=True)]
         back = pull_back(self._nodes, cts, len(self._source.inputs))
         nb = _batch(cts, self._out_shapes)
         back = [
@@ -598,6 +600,19 @@ def _batch(xs: Sequence[Any], shapes: Sequence[Shape]) -> Shape:
             xs_ = shape_of(x)
             return xs_[: len(xs_) - len(s)]
     return ()
+
+
+def _as_dtype(x: Any, dtype: Any) -> Any:
+    """Python scalars and arrays of another float type take the value's dtype.
+
+    A Python float seed would otherwise turn a float32 gradient into float64 as soon
+    as it meets a reshape or a reduction.
+    """
+    if type(x) is float or type(x) is int:
+        return x if dtype == np.float64 else np.asarray(x, dtype=dtype)[()]
+    if type(x) is np.ndarray and x.dtype != dtype and x.dtype.kind == "f":
+        return x.astype(dtype)
+    return x
 
 
 def _zeros(shape: Shape, dtype: Any) -> Any:

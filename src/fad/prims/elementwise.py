@@ -43,7 +43,7 @@ def _softplus(x: Any) -> Any:
 
 
 def _softplus_math(x: float) -> float:
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+    return max(x, 0.0) + math.log1p(math.exp(-math.fabs(x)))
 
 
 exp = elementwise(
