@@ -952,7 +952,12 @@ class Fn(Generic[A, B]):
         return x, d
 
     # -- composition
-    def __rshift__(self, g: Fn[B, C] | Callable[[Any], Any]) -> Fn[A, C]:
+    @overload
+    def __rshift__(self, g: Fn[B, C]) -> Fn[A, C]: ...
+    @overload
+    def __rshift__(self, g: Callable[[Any], Any]) -> Fn[A, Any]: ...
+    def __rshift__(self, g: Any) -> Fn[A, Any]:
+        """``f >> g``: first ``f``, then ``g`` (one flat pipeline)."""
         return Fn(self.steps + as_fn(g).steps)
 
     def __rrshift__(self, f: Callable[[Any], Any]) -> Fn[Any, B]:
