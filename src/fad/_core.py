@@ -443,11 +443,18 @@ class Binary:
     so ``a + b`` records no multiplication at all.
     """
 
-    __slots__ = ("da", "db", "kernel", "name", "symbol")
+    __slots__ = ("da", "db", "kernel", "name", "singular", "symbol")
 
     def __init__(
-        self, name: str, symbol: str, kernel: Callable[[Any, Any], Any], da: Partial, db: Partial
+        self,
+        name: str,
+        symbol: str,
+        kernel: Callable[[Any, Any], Any],
+        da: Partial,
+        db: Partial,
+        singular: bool = False,
     ) -> None:
+        self.singular = singular
         self.name = name
         self.symbol = symbol
         self.kernel = kernel
@@ -478,17 +485,17 @@ class Binary:
         shape = shape_of(y)
         parts: list[Node] = []
         if an is not None:
-            parts.append(_term(self.da(av, bv, y), an, shape))
+            parts.append(_term(self.da(av, bv, y), an, shape, self.name, self.singular))
         if bn is not None:
-            parts.append(_term(self.db(av, bv, y), bn, shape))
+            parts.append(_term(self.db(av, bv, y), bn, shape, self.name, self.singular))
         node = parts[0] if len(parts) == 1 else Sum(tuple(parts), shape)
         return mk(y, node)
 
 
-def _term(coef: Any, node: Node, shape: Shape) -> Node:
+def _term(coef: Any, node: Node, shape: Shape, label: str, guard: bool) -> Node:
     if coef is None:
         return node if node.shape == shape else Sum((node,), shape)
-    return scale(coef, node, shape)
+    return scale(coef, node, shape, label, guard)
 
 
 def _pow_da(a: Any, b: Any, y: Any) -> Any:
@@ -511,8 +518,10 @@ def _pow_db(a: Any, b: Any, y: Any) -> Any:
 add = Binary("add", "+", np.add, lambda a, b, y: None, lambda a, b, y: None)
 subtract = Binary("subtract", "-", np.subtract, lambda a, b, y: None, lambda a, b, y: -1.0)
 multiply = Binary("multiply", "*", np.multiply, lambda a, b, y: b, lambda a, b, y: a)
-divide = Binary("divide", "/", np.true_divide, lambda a, b, y: 1.0 / b, lambda a, b, y: -y / b)
-power = Binary("power", "**", np.power, _pow_da, _pow_db)
+divide = Binary(
+    "divide", "/", np.true_divide, lambda a, b, y: 1.0 / b, lambda a, b, y: -y / b, True
+)
+power = Binary("power", "**", np.power, _pow_da, _pow_db, True)
 
 for _ufunc, _op in (
     (np.add, add),

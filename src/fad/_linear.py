@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, final
 
 import numpy as np
 
+from ._errors import DomainError, nan_checks_enabled
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
 Shape = tuple[int, ...]
 
 _tags = itertools.count(1)
+# Off while a trace records one node per elementary operation.
+_FUSE: ContextVar[bool] = ContextVar("fad_fuse", default=True)
 
 
 def shape_of(x: Any) -> Shape:
@@ -148,36 +152,65 @@ class Input(Node):
 
 @final
 class Scale(Node):
-    """``t -> coef * t`` with numpy broadcasting: the local derivative of most primitives."""
+    """``t -> coef * t`` with numpy broadcasting: the local derivative of most primitives.
 
-    __slots__ = ("coef",)
+    ``label`` names the primitive that made it (for errors and traces). A ``guard``ed
+    scale treats a zero (co)tangent as exactly zero even where ``coef`` is infinite: at
+    the edge of a domain (``sqrt`` at 0) a branch that ``where`` masked out must add
+    nothing, not ``0 * inf = nan``.
+    """
 
-    def __init__(self, coef: Any, parent: Node, shape: Shape) -> None:
+    __slots__ = ("coef", "guard", "label")
+
+    def __init__(
+        self, coef: Any, parent: Node, shape: Shape, label: str = "scale", guard: bool = False
+    ) -> None:
         self.source = parent.source
         self.coef = coef
         self.parents = (parent,)
         self.shape = shape
         self.diag = parent.diag if shape == parent.shape else -1
+        self.label = label
+        self.guard = guard
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def _times(self, t: Any) -> Any:
+        if not self.guard:
+            return t * self.coef
+        if type(t) is float:
+            return 0.0 if t == 0.0 else t * self.coef
+        return np.where(t == 0, 0.0, t * self.coef)
 
     def forward(self, ts: list[Any]) -> Any:
         (t,) = ts
         if t is None:
             return None
-        return self.coef * expand(t, self.parents[0].shape, len(self.shape))
+        return self._times(expand(t, self.parents[0].shape, len(self.shape)))
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        return (sum_to(ct * self.coef, self.shape, self.parents[0].shape),)
+        return (sum_to(self._times(ct), self.shape, self.parents[0].shape),)
 
 
-def scale(coef: Any, node: Node, shape: Shape) -> Node:
+def scale(coef: Any, node: Node, shape: Shape, label: str = "scale", guard: bool = False) -> Node:
     """``Scale`` with chains of elementwise scalings fused into one coefficient.
 
     Fusing keeps an elementwise pipeline's derivative a single ``Scale`` of its input,
     so it costs one multiply per step and O(1) memory however deep the pipeline is.
+    Guarded scales are not fused: their zeros must stay exact.
     """
-    if type(node) is Scale and node.shape == shape and node.parents[0].shape == shape:
-        return Scale(coef * node.coef, node.parents[0], shape)
-    return Scale(coef, node, shape)
+    if (
+        type(node) is Scale
+        and not guard
+        and not node.guard
+        and node.shape == shape
+        and node.parents[0].shape == shape
+        and _FUSE.get()
+    ):
+        return Scale(coef * node.coef, node.parents[0], shape, f"{label} . {node.label}")
+    return Scale(coef, node, shape, label, guard)
 
 
 @final
@@ -193,6 +226,10 @@ class Sum(Node):
         d = parents[0].diag
         same = all(p.diag == d and p.shape == shape for p in parents)
         self.diag = d if same else -1
+
+    @property
+    def name(self) -> str:
+        return "add"
 
     def forward(self, ts: list[Any]) -> Any:
         total = None
@@ -331,6 +368,7 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
         if o is not None and ct is not None:
             acc[id(o)] = ct if id(o) not in acc else acc[id(o)] + ct
     result: list[Any] = [None] * n_inputs
+    check = nan_checks_enabled()
     for node in reversed(toposort(outputs)):
         ct = acc.pop(id(node), None)
         if ct is None:
@@ -338,11 +376,28 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
         if type(node) is Input:
             result[node.index] = ct
             continue
-        for p, pct in zip(node.parents, node.backward(ct), strict=True):
+        back = node.backward(ct)
+        if check:
+            _check_adjoint(node, ct, back)
+        for p, pct in zip(node.parents, back, strict=True):
             if pct is not None:
                 k = id(p)
                 acc[k] = pct if k not in acc else acc[k] + pct
     return result
+
+
+def _finite(x: Any) -> bool:
+    while hasattr(x, "_value"):  # a Dual of an enclosing transform: check its primal
+        x = x._value
+    return bool(np.all(np.isfinite(x)))
+
+
+def _check_adjoint(node: Node, ct: Any, back: Sequence[Any]) -> None:
+    if _finite(ct) and not all(b is None or _finite(b) for b in back):
+        raise DomainError(
+            f"the adjoint of {node.name} turned a finite cotangent into nan or inf "
+            f"(reverse pass); cotangent {ct!r}"
+        )
 
 
 class LinearMap:

@@ -102,7 +102,10 @@ class Elementwise(Step):
     derivatives come out of the same rule.
     """
 
-    __slots__ = ("doc", "domain", "fast_rule", "fast_value", "has_scalar", "kernel", "name", "rule")
+    __slots__ = (
+        "doc", "domain", "fast_rule", "fast_value", "has_scalar", "kernel", "name", "rule",
+        "singular",
+    )  # fmt: skip
     elementwise = True
 
     def __init__(
@@ -114,8 +117,10 @@ class Elementwise(Step):
         *,
         fast: tuple[Callable[[float], float], Callable[[float, float], Any]] | None = None,
         doc: str = "",
+        singular: bool = False,
     ) -> None:
         self.name = name
+        self.singular = singular
         self.kernel = kernel
         self.rule = rule
         self.domain = domain
@@ -138,13 +143,17 @@ class Elementwise(Step):
         v = x._value
         y = self.run(v)
         if type(v) is float and self.fast_rule is not None:
-            c = self.fast_rule(v, y)
+            try:
+                c = self.fast_rule(v, y)
+            except (OverflowError, ValueError, ZeroDivisionError):
+                with np.errstate(all="ignore"):  # numpy's inf or nan, as a Python float
+                    c = float(self.rule(np.float64(v), np.float64(y)))
         else:
             c = self.rule(v, y)
         shape = shape_of(y)
         if c is None:
             return mk(y, node if node.shape == shape else lin.Sum((node,), shape))
-        return mk(y, scale(c, node, shape))
+        return mk(y, scale(c, node, shape, self.name, self.singular))
 
     def value(self, x: Any) -> Any:
         if type(x) is float and self.fast_value is not None:
@@ -180,12 +189,15 @@ def elementwise(
     doc: str = "",
     ufunc: Any = None,
     register: bool = True,
+    singular: bool = False,
 ) -> Fn[Any, Any]:
     """Declare an elementwise primitive and return it as a one-step ``Fn``.
 
     ``ufunc`` makes numpy's function of that name dispatch to it on ``Dual`` values.
+    ``singular`` marks a rule that is infinite at the edge of its domain (``sqrt`` at 0):
+    its zero (co)tangents then stay exactly zero instead of ``0 * inf = nan``.
     """
-    step = Elementwise(name, kernel, rule, domain, fast=fast, doc=doc)
+    step = Elementwise(name, kernel, rule, domain, fast=fast, doc=doc, singular=singular)
     fn: Fn[Any, Any] = Fn((step,))
     if register:
         REGISTRY[name] = fn

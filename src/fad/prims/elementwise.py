@@ -58,7 +58,7 @@ exp = elementwise(
 )  # fmt: skip
 
 log = elementwise(
-    "log", np.log, lambda x, y: 1.0 / x, POSITIVE, ufunc=np.log,
+    "log", np.log, lambda x, y: 1.0 / x, POSITIVE, ufunc=np.log, singular=True,
     fast=(math.log, lambda x, y: 1.0 / x),
     doc="""Natural logarithm, for x > 0 (numpy's nan and -inf outside).
 
@@ -161,7 +161,7 @@ abs = elementwise(
 )  # fmt: skip
 
 sqrt = elementwise(
-    "sqrt", np.sqrt, lambda x, y: 0.5 / y, POSITIVE, ufunc=np.sqrt,
+    "sqrt", np.sqrt, lambda x, y: 0.5 / y, POSITIVE, ufunc=np.sqrt, singular=True,
     fast=(math.sqrt, lambda x, y: 0.5 / y),
     doc="""Square root, for x > 0 (at 0 the derivative is inf, as in numpy).
 
@@ -183,7 +183,7 @@ square = elementwise(
 )  # fmt: skip
 
 reciprocal = elementwise(
-    "reciprocal", np.reciprocal, lambda x, y: -y * y, NONZERO, ufunc=np.reciprocal,
+    "reciprocal", np.reciprocal, lambda x, y: -y * y, NONZERO, ufunc=np.reciprocal, singular=True,
     fast=(lambda x: 1.0 / x, lambda x, y: -y * y),
     doc="""1 / x; the derivative -1/x**2 reuses the value.
 
@@ -205,7 +205,7 @@ neg = elementwise(
 )  # fmt: skip
 
 log1p = elementwise(
-    "log1p", np.log1p, lambda x, y: 1.0 / (1.0 + x), Domain(lo=-1.0), ufunc=np.log1p,
+    "log1p", np.log1p, lambda x, y: 1.0 / (1.0 + x), Domain(lo=-1.0), ufunc=np.log1p, singular=True,
     fast=(math.log1p, lambda x, y: 1.0 / (1.0 + x)),
     doc="""log(1 + x), accurate for tiny x; for x > -1.
 
