@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,9 +10,19 @@ from pathlib import Path
 
 import pytest
 
+import fad
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 TIMEOUT = 120  # seconds; an example that takes longer is a bug, not a slow machine
+
+# The subprocesses import the same fad as this test session (an installed copy or src/),
+# so the examples are checked against the code the rest of the suite checks.
+FAD_PARENT = str(Path(fad.__file__).resolve().parent.parent)
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [FAD_PARENT, os.environ.get("PYTHONPATH")])),
+}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -19,6 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
