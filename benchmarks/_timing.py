@@ -157,8 +157,15 @@ class Target:
             text = f"{self.variant} >= {self.bound:g}x faster than {self.other}"
         return f"{text} ({self.note})" if self.note else text
 
-    def evaluate(self, medians: Mapping[str, float]) -> tuple[str, bool | None]:
-        """The measured figure and whether the target is met (``None``: not measured)."""
+    def evaluate(
+        self, medians: Mapping[str, float], failures: Mapping[str, str] | None = None
+    ) -> tuple[str, bool | None]:
+        """The measured figure and whether the target is met (``None``: not measured).
+
+        A failed ``variant`` misses its target; a failed comparison makes it unmeasured.
+        """
+        if failures and self.variant in failures:
+            return "failed", False
         names = [self.variant] if self.other is None else [self.variant, self.other]
         missing = [n for n in names if n not in medians]
         if missing:
@@ -183,6 +190,7 @@ class Results:
     timings: dict[str, Timing]
     per: int
     unit: str
+    failures: dict[str, str] = field(default_factory=dict)
     verdicts: list[tuple[Target, str, bool | None]] = field(default_factory=list)
 
     def median(self, name: str) -> float:
@@ -324,26 +332,44 @@ def run(
         truth = ref.expected
     else:
         truth = ref.fn()
+    failures: dict[str, str] = {}
     for v in variants:
         want = truth if v.expected is SAME else v.expected
-        assert_close(v.fn(), want, rtol=rtol, atol=atol, where=f"{title} / {v.name}")
+        try:
+            assert_close(v.fn(), want, rtol=rtol, atol=atol, where=f"{title} / {v.name}")
+        except Exception as err:
+            if v is ref:
+                raise
+            # A peer or a fad feature that fails is reported in its row, not timed: the
+            # other rows still tell the story. A wrong result is named as such.
+            failures[v.name] = _describe_failure(err)
+    timed = [v for v in variants if v.name not in failures]
 
-    numbers = {v.name: _calibrate(v.fn, min_time, max_number) for v in variants}
-    samples: dict[str, list[float]] = {n: [] for n in names}
+    numbers = {v.name: _calibrate(v.fn, min_time, max_number) for v in timed}
+    samples: dict[str, list[float]] = {v.name: [] for v in timed}
     for r in range(rounds):
-        k = r % len(variants)
-        for v in (*variants[k:], *variants[:k]):
+        k = r % len(timed)
+        for v in (*timed[k:], *timed[:k]):
             gc.collect()
             samples[v.name].append(_time_calls(v.fn, numbers[v.name]))
 
-    peaks = {v.name: peak_memory(v.fn) for v in variants} if memory else {}
-    timings = {n: Timing(n, tuple(samples[n]), numbers[n], peaks.get(n)) for n in names}
-    results = Results(title, timings, per, unit)
+    peaks = {v.name: peak_memory(v.fn) for v in timed} if memory else {}
+    timings = {n: Timing(n, tuple(s), numbers[n], peaks.get(n)) for n, s in samples.items()}
+    results = Results(title, timings, per, unit, failures)
     per_unit = results.medians()
-    results.verdicts = [(t, *t.evaluate(per_unit)) for t in targets]
+    results.verdicts = [(t, *t.evaluate(per_unit, failures)) for t in targets]
     if show:
         _print_table(results, reference)
     return results
+
+
+def _describe_failure(err: Exception) -> str:
+    if isinstance(err, AssertionError):
+        text = str(err).split("\n", 1)[0]
+        return f"WRONG RESULT ({text})"
+    lines = str(err).strip().splitlines() or [""]
+    text = lines[0] if len(lines[0]) <= 160 else lines[0][:157] + "..."
+    return f"{type(err).__name__}: {text}"
 
 
 def _print_table(res: Results, reference: str) -> None:
@@ -376,6 +402,8 @@ def _print_table(res: Results, reference: str) -> None:
     print(line(["-" * w for w in widths]))
     for row in rows:
         print(line(row))
+    for name, why in res.failures.items():
+        print(f"{name.ljust(widths[0])}  FAILED, not timed: {why}")
     for target, measured, ok in res.verdicts:
         verdict = {True: "MET", False: "MISSED", None: "n/a"}[ok]
         print(f"  target: {target.describe(res.unit)}: {measured}  {verdict}")
