@@ -50,32 +50,51 @@ from .prims import abs as abs
 from .prims import add as add
 from .prims import affine as affine
 from .prims import clip as clip
+from .prims import concatenate as concatenate
 from .prims import cos as cos
+from .prims import cross_entropy as cross_entropy
+from .prims import dot as dot
 from .prims import erf as erf
 from .prims import exp as exp
 from .prims import expm1 as expm1
 from .prims import log as log
 from .prims import log1p as log1p
+from .prims import logsumexp as logsumexp
+from .prims import matmul as matmul
+from .prims import max as max
+from .prims import mean as mean
+from .prims import min as min
+from .prims import mse as mse
 from .prims import multiply as multiply
 from .prims import neg as neg
+from .prims import norm as norm
 from .prims import power as power
 from .prims import primitive as primitive
 from .prims import reciprocal as reciprocal
 from .prims import relu as relu
+from .prims import reshape as reshape
 from .prims import sigmoid as sigmoid
 from .prims import sin as sin
+from .prims import softmax as softmax
 from .prims import softplus as softplus
 from .prims import sqrt as sqrt
 from .prims import square as square
+from .prims import stack as stack
+from .prims import stop_gradient as stop_gradient
+from .prims import sum as sum
 from .prims import tan as tan
 from .prims import tanh as tanh
+from .prims import transpose as transpose
+from .prims import where as where
 
 __all__ = [
-    "DomainError", "Dual", "Fn", "LinearMap", "MixedInputsError", "ShapeError", "abs", "add",
-    "affine", "bind", "clip", "comp", "const", "cos", "debug_nans", "derivative", "erf",
-    "exp", "expm1", "fork", "fst", "grad", "hessian", "hvp", "identity", "jacfwd",
-    "jacobian", "jacrev", "jvp", "lift", "linearize", "log", "log1p", "multiply", "neg",
-    "par", "pipe", "power", "primitive", "prims", "proj", "reciprocal", "register_container",
-    "relu", "sigmoid", "sin", "snd", "softplus", "sqrt", "square", "tan", "tanh", "unit",
-    "value_and_derivative", "value_and_grad", "vjp",
+    "DomainError", "Dual", "Fn", "LinearMap", "MixedInputsError", "ShapeError", "abs",
+    "add", "affine", "bind", "clip", "comp", "concatenate", "const", "cos", "cross_entropy",
+    "debug_nans", "derivative", "dot", "erf", "exp", "expm1", "fork", "fst", "grad",
+    "hessian", "hvp", "identity", "jacfwd", "jacobian", "jacrev", "jvp", "lift",
+    "linearize", "log", "log1p", "logsumexp", "matmul", "max", "mean", "min", "mse",
+    "multiply", "neg", "norm", "par", "pipe", "power", "primitive", "prims", "proj",
+    "reciprocal", "register_container", "relu", "reshape", "sigmoid", "sin", "snd",
+    "softmax", "softplus", "sqrt", "square", "stack", "stop_gradient", "sum", "tan", "tanh",
+    "transpose", "unit", "value_and_derivative", "value_and_grad", "vjp", "where",
 ]  # fmt: skip

@@ -33,6 +33,7 @@ from ._tree import Tree, flatten, leaf_tree, unflatten
 __all__ = [
     "Dual",
     "Fn",
+    "Configurable",
     "Step",
     "call_kernel",
     "defop",
@@ -468,9 +469,10 @@ class Binary:
         ta = a._node.source.tag if type(a) is Dual else 0
         tb = b._node.source.tag if type(b) is Dual else 0
         if ta == tb == 0:
-            if (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
+            op = _SCALAR_OPS.get(self.symbol)
+            if op and (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
                 try:
-                    return _SCALAR_OPS[self.symbol](a, b)
+                    return op(a, b)
                 except (OverflowError, ValueError, ZeroDivisionError):
                     pass  # math raises where numpy returns inf or nan
             return call_kernel(self.name, self.kernel, a, b)
@@ -523,7 +525,30 @@ divide = Binary(
 )
 power = Binary("power", "**", np.power, _pow_da, _pow_db, True)
 
+
+def _select_first(a: Any, b: Any, y: Any) -> Any:
+    """1 where ``a`` was chosen (``y == a``), else 0: ties go to the first operand."""
+    hit = primal(y) == primal(a)
+    if isinstance(hit, bool | np.bool_) and np.ndim(hit) == 0:
+        return 1.0 if hit else 0.0
+    return hit.astype(dtype_of(y))
+
+
+def _select_second(a: Any, b: Any, y: Any) -> Any:
+    hit = primal(y) != primal(a)
+    if isinstance(hit, bool | np.bool_) and np.ndim(hit) == 0:
+        return 1.0 if hit else 0.0
+    return hit.astype(dtype_of(y))
+
+
+maximum = Binary("maximum", "max", np.maximum, _select_first, _select_second)
+minimum = Binary("minimum", "min", np.minimum, _select_first, _select_second)
+
 for _ufunc, _op in (
+    (np.maximum, maximum),
+    (np.minimum, minimum),
+    (np.fmax, maximum),
+    (np.fmin, minimum),
     (np.add, add),
     (np.subtract, subtract),
     (np.multiply, multiply),
@@ -749,6 +774,38 @@ class Step:
         return type(self).__name__.lower()
 
 
+_NO: Any = object()  # "no argument": fad.sum(axis=0) curries, fad.sum(x, axis=0) applies
+
+
+@final
+class Configurable(Step):
+    """A primitive written as a function of values and keyword options.
+
+    The function is plain numpy code (``np.sum``, ``np.exp``, operators...): on plain
+    values it computes the value, on ``Dual`` values numpy dispatches each operation to
+    fad, so its derivative (of any order) needs no rule of its own.
+    """
+
+    __slots__ = ("impl", "label", "options")
+
+    def __init__(self, label: str, impl: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.label = label
+        self.impl = impl
+        self.options = options
+
+    def run(self, x: Any) -> Any:
+        return self.impl(x, **self.options)
+
+    def configure(self, **options: Any) -> Configurable:
+        return Configurable(self.label, self.impl, {**self.options, **options})
+
+    def __repr__(self) -> str:
+        if not self.options:
+            return self.label
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{self.label}({args})"
+
+
 @final
 class Const(Step):
     """``x -> c``: a constant function (derivative zero)."""
@@ -900,7 +957,10 @@ class Fn(Generic[A, B]):
         self.has_scalar: bool = self.elementwise and all(s.has_scalar for s in self.steps)
 
     # -- evaluation
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Any = _NO, /, **options: Any) -> Any:
+        if options or x is _NO:
+            f = self.configure(**options)
+            return f if x is _NO else f(x)
         if type(x) is float and self.has_scalar:
             try:
                 y, d = self.scalar(x)
@@ -916,6 +976,12 @@ class Fn(Generic[A, B]):
         if _VALUE_ONLY.get():
             return self.value(x)
         return call_plain(self, x)
+
+    def configure(self, **options: Any) -> Fn[A, B]:
+        """The same primitive with options set: ``fad.sum(axis=0)``, toolz-style currying."""
+        if len(self.steps) != 1 or not isinstance(self.steps[0], Configurable):
+            raise TypeError(f"{self!r} takes one argument and no options")
+        return Fn((self.steps[0].configure(**options),))
 
     def run(self, x: Any) -> Any:
         """Apply the steps to values that may be ``Dual`` (no packaging)."""

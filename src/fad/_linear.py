@@ -182,7 +182,8 @@ class Scale(Node):
             return t * self.coef
         if type(t) is float:
             return 0.0 if t == 0.0 else t * self.coef
-        return np.where(t == 0, 0.0, t * self.coef)
+        with np.errstate(invalid="ignore"):  # the 0 * inf that np.where then discards
+            return np.where(t == 0, 0.0, t * self.coef)
 
     def forward(self, ts: list[Any]) -> Any:
         (t,) = ts

@@ -23,14 +23,33 @@ from .elementwise import sqrt as sqrt
 from .elementwise import square as square
 from .elementwise import tan as tan
 from .elementwise import tanh as tanh
+from .linalg import dot as dot
+from .linalg import matmul as matmul
+from .losses import cross_entropy as cross_entropy
+from .losses import mse as mse
 from .parametric import add as add
 from .parametric import affine as affine
 from .parametric import clip as clip
 from .parametric import multiply as multiply
 from .parametric import power as power
+from .reductions import logsumexp as logsumexp
+from .reductions import max as max
+from .reductions import mean as mean
+from .reductions import min as min
+from .reductions import norm as norm
+from .reductions import softmax as softmax
+from .reductions import sum as sum
+from .structural import concatenate as concatenate
+from .structural import reshape as reshape
+from .structural import stack as stack
+from .structural import stop_gradient as stop_gradient
+from .structural import transpose as transpose
+from .structural import where as where
 
 __all__ = [
-    "Domain", "abs", "add", "affine", "clip", "cos", "erf", "exp", "expm1", "log", "log1p",
-    "multiply", "neg", "power", "primitive", "reciprocal", "relu", "sigmoid", "sin",
-    "softplus", "sqrt", "square", "tan", "tanh",
+    "Domain", "abs", "add", "affine", "clip", "concatenate", "cos", "cross_entropy", "dot",
+    "erf", "exp", "expm1", "log", "log1p", "logsumexp", "matmul", "max", "mean", "min", "mse",
+    "multiply", "neg", "norm", "power", "primitive", "reciprocal", "relu", "reshape", "sigmoid",
+    "sin", "softmax", "softplus", "sqrt", "square", "stack", "stop_gradient", "sum", "tan",
+    "tanh", "transpose", "where",
 ]  # fmt: skip
