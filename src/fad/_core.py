@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
 import numpy as np
 
 from . import _linear as lin
-from ._errors import DomainError, MixedInputsError, nan_checks_enabled
+from ._errors import DomainError, MixedInputsError, ShapeError, nan_checks_enabled
 from ._linear import Node, Scale, Source, Sum, scale, shape_of
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
@@ -234,6 +234,21 @@ class Dual(Generic[B]):
     def __bool__(self) -> bool:
         return bool(primal(self))
 
+    # -- conversions that would silently drop the derivative are refused
+    def __float__(self) -> float:
+        raise TypeError(
+            "float() of a value being differentiated would drop its derivative; "
+            "use fad.stop_gradient(x) for a constant, or keep computing with fad values"
+        )
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
+        raise TypeError(
+            "converting a value being differentiated to a plain numpy array (np.asarray, "
+            "or writing it into an array: a[i] = x) would drop its derivative; use numpy "
+            "functions on it directly, fad.stack/fad.concatenate/fad.where to build new "
+            "values, or fad.stop_gradient(x) for a constant"
+        )
+
     # -- structure
     def __getitem__(self, index: Any) -> Any:
         return getitem(self, index)
@@ -412,11 +427,21 @@ def split(args: Sequence[Any], top: int) -> tuple[list[Any], list[Node | None]]:
 
 
 def call_kernel(name: str, kernel: Callable[..., Any], *args: Any) -> Any:
-    """Run a primitive's kernel; under ``debug_nans`` raise at the first nan or inf."""
-    if not nan_checks_enabled():
-        return kernel(*args)
-    with np.errstate(all="ignore"):
-        y = kernel(*args)
+    """Run a primitive's kernel; under ``debug_nans`` raise at the first nan or inf.
+
+    numpy's complaint about operands that don't fit becomes a ``ShapeError`` naming the
+    primitive and every operand's shape.
+    """
+    try:
+        if not nan_checks_enabled():
+            return kernel(*args)
+        with np.errstate(all="ignore"):
+            y = kernel(*args)
+    except ValueError as e:
+        if isinstance(e, ShapeError) or not any(np.ndim(primal(a)) for a in args):
+            raise
+        shapes = " and ".join(str(shape_of(a)) for a in args)
+        raise ShapeError(f"{name} received shapes {shapes}: {e}") from None
     if all(np.all(np.isfinite(primal(x))) for x in args) and not np.all(np.isfinite(primal(y))):
         shown = args[0] if len(args) == 1 else tuple(args)
         raise DomainError(f"{name} produced nan or inf from finite input {shown!r}")
@@ -985,8 +1010,14 @@ class Fn(Generic[A, B]):
 
     def run(self, x: Any) -> Any:
         """Apply the steps to values that may be ``Dual`` (no packaging)."""
-        for step in self.steps:
-            x = step.run(x)
+        i = 0
+        try:
+            for i, step in enumerate(self.steps):  # noqa: B007  (read in the handler)
+                x = step.run(x)
+        except (ValueError, TypeError, ArithmeticError) as e:
+            if len(self.steps) > 1:
+                e.add_note(f"in step {i + 1} ({self.steps[i]!r}) of {self!r}")
+            raise
         return x
 
     def value(self, x: Any) -> Any:

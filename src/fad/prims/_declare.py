@@ -29,6 +29,7 @@ from .._core import (
     primal,
     scale,
     shape_of,
+    trace_call,
 )
 
 __all__ = [
@@ -247,23 +248,27 @@ class General(Step):
         jvp, vjp, name = self.jvp, self.vjp, self.name
 
         def fwd(*ts: Any) -> Any:
-            if jvp is None:
-                raise NotImplementedError(
-                    f"{name} has no jvp rule, so forward mode is unavailable; "
-                    "give fad.primitive a jvp= rule"
-                )
             full: list[Any] = [np.zeros_like(primal(p), dtype=dtype_of(p)) for p in primals]
             for i, t in zip(where, ts, strict=True):
                 full[i] = t
-            return jvp(x, tuple(full) if many else full[0])
+            t = tuple(full) if many else full[0]
+            if jvp is not None:
+                return jvp(x, t)
+            # J t from the vjp alone: ct -> ct J is linear, and its transpose is J.
+            assert vjp is not None  # a primitive has at least one rule
+            vjp_ = vjp
+            zero = np.zeros_like(primal(y), dtype=dtype_of(y))
+            return _transposed(name, "forward", lambda ct: vjp_(x, ct), zero, t)
 
         def back(ct: Any) -> Sequence[Any]:
-            if vjp is None:
-                raise NotImplementedError(
-                    f"{name} has no vjp rule, so reverse mode is unavailable; "
-                    "give fad.primitive a vjp= rule"
-                )
-            cts = vjp(x, ct)
+            if vjp is not None:
+                cts = vjp(x, ct)
+            else:  # ct J from the jvp alone, by transposing the linear map t -> J t
+                assert jvp is not None
+                jvp_ = jvp
+                zero = tuple(np.zeros_like(primal(p), dtype=dtype_of(p)) for p in primals)
+                at = zero if many else zero[0]
+                cts = _transposed(name, "reverse", lambda t: jvp_(x, t), at, ct)
             cts = tuple(cts) if many else (cts,)
             return [cts[i] for i in where]
 
@@ -276,6 +281,26 @@ class General(Step):
 
     def value(self, x: Any) -> Any:
         return self.kernel(x)
+
+
+def _transposed(name: str, mode: str, linear: Callable[[Any], Any], at: Any, v: Any) -> Any:
+    """Apply the transpose of the linear function ``linear`` (traced at ``at``) to ``v``."""
+    try:
+        source, (tree, pairs) = trace_call(linear, at, name)
+    except TypeError as e:
+        rule = "vjp" if mode == "reverse" else "jvp"
+        raise NotImplementedError(
+            f"{name} has no {rule} rule and its other rule could not be transposed for "
+            f"{mode} mode ({e}); give fad.primitive a {rule}= rule"
+        ) from None
+    out = lin.Linear(
+        source,
+        [n for _, n in pairs],
+        tree,
+        [shape_of(p) for p, _ in pairs],
+        [dtype_of(p) for p, _ in pairs],
+    )
+    return v @ out
 
 
 def primitive(
