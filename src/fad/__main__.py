@@ -22,7 +22,7 @@ def main() -> None:
     m = fad.unit(0.0)
     for f in (multiply(-1.0), exp, add(1.0), reciprocal):
         m = fad.bind(m, f)
-        print(f"  bind {f!r:<14} value {m.value:<8.4g} derivative {float(m.deriv):.4g}")
+        print(f"  bind {f!r:<14} value {m.value + 0.0:<8.4g} derivative {float(m.deriv):.4g}")
     sigmoid = fad.comp(reciprocal, add(1.0), exp, multiply(-1.0))
     piped = multiply(-1.0) >> exp >> add(1.0) >> reciprocal
     arith = 1 / (1 + (multiply(-1.0) >> exp))

@@ -724,7 +724,13 @@ def getitem(x: Any, index: Any) -> Any:
         def fwd(t: Any) -> Any:
             return t[_batched_index(index, len(shape_of(t)) - len(src))]
 
-        return lin.Op("getitem", _one(n), out, fwd, lambda ct: (scatter_add(ct, index, src, out),))
+        def back(ct: Any) -> tuple[Any]:
+            if type(ct) is Dual:  # a cotangent that is itself differentiated: a real op
+                return (scatter_add(ct, index, src, out),)
+            nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
+            return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
+
+        return lin.Op("getitem", _one(n), out, fwd, back)
 
     return defop("getitem", lambda v: v[index], lin_)(x)
 

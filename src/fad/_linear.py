@@ -39,6 +39,7 @@ __all__ = [
     "Op",
     "Scale",
     "Source",
+    "Sparse",
     "Sum",
     "expand",
     "pull_back",
@@ -359,6 +360,54 @@ def push_forward(outputs: Sequence[Node | None], tangents: Sequence[Any]) -> lis
     return [None if o is None else memo[id(o)] for o in outputs]
 
 
+@final
+class Sparse:
+    """A cotangent that is zero except at some indexed places (indexing's transpose).
+
+    A loop that reads ``xs[i]`` for every ``i`` would otherwise add T full-size arrays
+    of zeros into ``xs``'s cotangent, T**2 work: pieces are collected instead and
+    written once, when ``xs``'s node is reached.
+    """
+
+    __slots__ = ("base", "dtype", "pieces", "shape")
+
+    def __init__(self, shape: Shape, dtype: Any, index: Any, value: Any) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.pieces: list[tuple[Any, Any]] = [(index, value)]
+        self.base: Any = None
+
+    def dense(self) -> Any:
+        z = np.zeros(self.shape, dtype=self.dtype) if self.base is None else np.array(self.base)
+        z = np.broadcast_to(z, self.shape).copy() if z.shape != self.shape else z
+        for index, value in self.pieces:
+            if _is_basic(index):
+                z[index] += value
+            else:
+                np.add.at(z, index, value)  # repeated indices accumulate
+        return z
+
+
+def _is_basic(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, int | slice | np.integer) or i is None or i is Ellipsis for i in parts)
+
+
+def _accumulate(a: Any, b: Any) -> Any:
+    """``a + b`` for cotangents, where either may be ``Sparse`` (owned by the accumulator)."""
+    if type(b) is Sparse:
+        a, b = b, a
+    if type(a) is Sparse:
+        if type(b) is Sparse:
+            a.pieces.extend(b.pieces)
+            if b.base is not None:
+                a.base = b.base if a.base is None else a.base + b.base
+        else:
+            a.base = b if a.base is None else a.base + b
+        return a
+    return a + b
+
+
 def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
     """Reverse mode: one cotangent (or ``None``) per input leaf from the outputs' cotangents.
 
@@ -374,6 +423,8 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
         ct = acc.pop(id(node), None)
         if ct is None:
             continue
+        if type(ct) is Sparse:
+            ct = ct.dense()
         if type(node) is Input:
             result[node.index] = ct
             continue
@@ -383,7 +434,7 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
         for p, pct in zip(node.parents, back, strict=True):
             if pct is not None:
                 k = id(p)
-                acc[k] = pct if k not in acc else acc[k] + pct
+                acc[k] = pct if k not in acc else _accumulate(acc[k], pct)
     return result
 
 
