@@ -264,13 +264,16 @@ def _time_calls(fn: Callable[[], object], number: int) -> float:
     return (time.perf_counter() - start) / number
 
 
-def _calibrate(fn: Callable[[], object], min_time: float, max_number: int) -> int:
-    """The inner loop count that makes one timing last about ``min_time`` seconds."""
+def _calibrate(fn: Callable[[], object], min_time: float, max_number: int) -> tuple[int, float]:
+    """The inner loop count that makes one timing last about ``min_time`` seconds.
+
+    Returns the count and the seconds per call seen while choosing it.
+    """
     number = 1
     while True:
         took = _time_calls(fn, number) * number
         if took >= min_time or number >= max_number:
-            return number
+            return number, took / number
         # Aim a little past min_time; grow at most 100x per step so a first call that was
         # fast by luck cannot ask for an hour of loops.
         guess = math.ceil(number * 1.2 * min_time / max(took, 1e-9))
@@ -289,6 +292,7 @@ def run(
     rounds: int = 7,
     min_time: float = 0.02,
     max_number: int = 1_000_000,
+    budget: float = 10.0,
     rtol: float = 1e-9,
     atol: float = 0.0,
     memory: bool = False,
@@ -306,6 +310,8 @@ def run(
             the time per unit, and ``Target.time`` bounds it.
         unit: what one unit is called ("call", "composed function"...).
         rounds: timed rounds per variant; the median of them is reported.
+        budget: seconds of timing a variant may take; a slow one gets fewer rounds
+            (never fewer than 3), so a pathological case cannot stall the script.
         min_time: seconds one timing (an inner loop) should last.
         max_number: the largest inner loop count.
         rtol: relative tolerance of the result check.
@@ -345,13 +351,18 @@ def run(
             failures[v.name] = _describe_failure(err)
     timed = [v for v in variants if v.name not in failures]
 
-    numbers = {v.name: _calibrate(v.fn, min_time, max_number) for v in timed}
+    numbers: dict[str, int] = {}
+    quota: dict[str, int] = {}
+    for v in timed:
+        numbers[v.name], seconds = _calibrate(v.fn, min_time, max_number)
+        quota[v.name] = max(3, min(rounds, int(budget / (numbers[v.name] * seconds))))
     samples: dict[str, list[float]] = {v.name: [] for v in timed}
     for r in range(rounds):
         k = r % len(timed)
         for v in (*timed[k:], *timed[:k]):
-            gc.collect()
-            samples[v.name].append(_time_calls(v.fn, numbers[v.name]))
+            if len(samples[v.name]) < quota[v.name]:
+                gc.collect()
+                samples[v.name].append(_time_calls(v.fn, numbers[v.name]))
 
     peaks = {v.name: peak_memory(v.fn) for v in timed} if memory else {}
     timings = {n: Timing(n, tuple(s), numbers[n], peaks.get(n)) for n, s in samples.items()}
