@@ -327,6 +327,8 @@ _set_node = cast(Any, Dual.__dict__["_node"]).__set__
 
 def mk(value: Any, node: Node | Packed) -> Dual[Any]:
     """Build a ``Dual`` without the constructor's call overhead (hot path)."""
+    if type(node) is not Packed and node.source.eager and type(node) is not lin.Tangent:
+        node = lin.evaluate(node)
     d = _new(Dual)
     _set_value(d, value)
     _set_node(d, node)
@@ -512,11 +514,17 @@ class Binary:
         shape = shape_of(y)
         parts: list[Node] = []
         if an is not None:
-            parts.append(_term(self.da(av, bv, y), an, shape, self.name, self.singular))
+            guard = self.singular and not (self is power and _at_least_one(bv))
+            parts.append(_term(self.da(av, bv, y), an, shape, self.name, guard))
         if bn is not None:
             parts.append(_term(self.db(av, bv, y), bn, shape, self.name, self.singular))
         node = parts[0] if len(parts) == 1 else Sum(tuple(parts), shape)
         return mk(y, node)
+
+
+def _at_least_one(b: Any) -> bool:
+    """An exponent whose power rule b * a**(b-1) is finite everywhere."""
+    return type(b) is not Dual and bool(np.all(np.asarray(b) >= 1))
 
 
 def _term(coef: Any, node: Node, shape: Shape, label: str, guard: bool) -> Node:
@@ -741,7 +749,11 @@ def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
     def kernel(c: Any) -> Any:
         nb = len(shape_of(c)) - len(out)
         z = np.zeros(shape_of(c)[:nb] + shape, dtype=dtype_of(c))
-        np.add.at(z, _batched_index(index, nb), c)
+        where = _batched_index(index, nb)
+        if lin.is_basic(where):
+            z[where] += c  # a view: no index repeats, so no need for add.at's slow path
+        else:
+            np.add.at(z, where, c)
         return z
 
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
@@ -1180,16 +1192,19 @@ def check_leaf(x: Any, where: object) -> Any:
     )
 
 
-def trace_call(f: Callable[[Any], Any], x: Any, where: object) -> tuple[Source, Any]:
+def trace_call(
+    f: Callable[[Any], Any], x: Any, where: object, tangents: Sequence[Any] | None = None
+) -> tuple[Source, Any]:
     """Run ``f`` on ``x`` made of fresh ``Dual`` leaves of a new source.
 
     Returns the source and the result, whose leaves are already split into
-    ``(primal, node)`` pairs relative to the source.
+    ``(primal, node)`` pairs relative to the source. Given one tangent per input leaf,
+    the source is forward-mode: the result's nodes are ``Tangent`` values.
     """
     leaves, tree = flatten(x)
     leaves = [check_leaf(v, where) for v in leaves]
-    source = Source(tree, leaves)
-    duals = [mk(v, node) for v, node in zip(leaves, source.inputs, strict=True)]
+    source = Source(tree, leaves, tangents)
+    duals = [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)]
     with active(source.tag):
         out = f(unflatten(tree, duals))
         out = unpack(out)

@@ -41,6 +41,8 @@ __all__ = [
     "Source",
     "Sparse",
     "Sum",
+    "Tangent",
+    "evaluate",
     "expand",
     "pull_back",
     "push_forward",
@@ -128,12 +130,22 @@ class Source:
     is the higher level, so its ``Dual`` values wrap those of the enclosing one.
     """
 
-    __slots__ = ("inputs", "tag", "tree")
+    __slots__ = ("eager", "inputs", "roots", "tag", "tree")
 
-    def __init__(self, tree: Tree, leaves: Sequence[Any]) -> None:
+    def __init__(
+        self, tree: Tree, leaves: Sequence[Any], tangents: Sequence[Any] | None = None
+    ) -> None:
         self.tag = next(_tags)
         self.tree = tree
         self.inputs = tuple(Input(self, i, leaf) for i, leaf in enumerate(leaves))
+        # Forward mode proper: with the input tangents known up front, every node is
+        # evaluated as it is made and only its tangent is kept (see ``Tangent``).
+        self.eager = tangents is not None
+        self.roots: tuple[Node, ...] = self.inputs
+        if tangents is not None:
+            self.roots = tuple(
+                Tangent(self, i.shape, t) for i, t in zip(self.inputs, tangents, strict=True)
+            )
 
 
 @final
@@ -149,6 +161,41 @@ class Input(Node):
         self.dtype = np.result_type(value)
         self.parents = ()
         self.diag = index
+
+
+@final
+class Tangent(Node):
+    """A node of a forward-mode source: its tangent, already computed; no parents kept.
+
+    So ``jvp`` and ``jacfwd`` run in one pass with memory that does not grow with the
+    length of the computation (a 100,000-step loop keeps one tangent per live value).
+    """
+
+    __slots__ = ("tangent",)
+
+    def __init__(self, source: Source, shape: Shape, tangent: Any) -> None:
+        self.source = source
+        self.shape = shape
+        self.tangent = tangent
+        self.parents = ()
+        self.diag = -1
+
+    @property
+    def name(self) -> str:
+        return "tangent"
+
+
+def evaluate(node: Node) -> Tangent:
+    """Collapse a freshly made node of a forward-mode source into its ``Tangent``.
+
+    Its parents are ``Tangent`` nodes or, inside one primitive's linearisation, a few
+    fresh nodes over them: this recursion is as deep as one primitive's rule, not as
+    deep as the computation.
+    """
+    if type(node) is Tangent:
+        return node
+    ts = [evaluate(p).tangent for p in node.parents]
+    return Tangent(node.source, node.shape, node.forward(ts))
 
 
 @final
@@ -381,14 +428,14 @@ class Sparse:
         z = np.zeros(self.shape, dtype=self.dtype) if self.base is None else np.array(self.base)
         z = np.broadcast_to(z, self.shape).copy() if z.shape != self.shape else z
         for index, value in self.pieces:
-            if _is_basic(index):
+            if is_basic(index):
                 z[index] += value
             else:
                 np.add.at(z, index, value)  # repeated indices accumulate
         return z
 
 
-def _is_basic(index: Any) -> bool:
+def is_basic(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, int | slice | np.integer) or i is None or i is Ellipsis for i in parts)
 

@@ -16,15 +16,14 @@ import numpy as np
 from . import _linear as lin
 from ._core import (
     Fn,
-    Packed,
     dtype_of,
-    mk,
     primal_tree,
     shape_of,
     trace_call,
+    value_only,
 )
-from ._linear import Linear, Scale, Source
-from ._tree import flatten, leaf_tree, unflatten
+from ._linear import Linear, Tangent
+from ._tree import flatten, unflatten
 
 __all__ = [
     "derivative",
@@ -79,11 +78,17 @@ class _Aux:
 
 
 def _trace(
-    f: Callable[..., Any], args: tuple[Any, ...], argnums: Argnums, has_aux: bool
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    argnums: Argnums,
+    has_aux: bool,
+    tangents: Sequence[Any] | None = None,
 ) -> tuple[Any, Linear, Any]:
     """Linearise ``f`` at ``args`` with respect to ``args[argnums]``.
 
     Returns the primal output, the derivative as a ``Linear`` map and the aux value.
+    With ``tangents`` (one per input leaf) it runs forward mode instead: the map's
+    nodes are then ``Tangent`` values, read with ``_tangents``.
     """
     x, rebuild = _select(args, argnums)
     aux = _Aux()
@@ -96,7 +101,7 @@ def _trace(
             out, aux.value = out
         return out
 
-    source, (tree, pairs) = trace_call(run, x, _name(f))
+    source, (tree, pairs) = trace_call(run, x, _name(f), tangents)
     primals = [p for p, _ in pairs]
     d = Linear(
         source,
@@ -218,8 +223,22 @@ def jvp(f: Callable[..., Any], x: Any, v: Any) -> tuple[Any, Any]:
     See also:
         linearize, vjp, hvp
     """
-    out, d = linearize(f, x)
-    return out, _pythonic_tree(d @ v, out)
+    leaves, tree = flatten(x)
+    vs, vtree = flatten(v)
+    if vtree != tree:
+        raise ValueError(f"jvp: the tangent's structure {vtree} differs from the point's {tree}")
+    vs = [lin._as_dtype(t, dtype_of(p)) for t, p in zip(vs, leaves, strict=True)]
+    out, d, _ = _trace(f, (x,), 0, False, vs)
+    return out, _pythonic_tree(_tangents(d, ()), out)
+
+
+def _tangents(d: Linear, batch: tuple[int, ...]) -> Any:
+    """The output tangents of a forward-mode trace, zeros where nothing depended."""
+    outs = [
+        n.tangent if type(n) is Tangent and n.tangent is not None else lin._zeros(batch + s, dt)
+        for n, s, dt in zip(d._nodes, d.out_shapes, d._dtypes, strict=True)
+    ]
+    return unflatten(d._out_tree, outs)
 
 
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -307,13 +326,60 @@ def _jac(mode: str) -> Callable[..., Callable[..., Any]]:
         f: Callable[..., Any], argnums: Argnums = 0, has_aux: bool = False
     ) -> Callable[..., Any]:
         def jac(*args: Any) -> Any:
+            x, _ = _select(args, argnums)
+            leaves = flatten(x)[0]
+            sizes = [int(np.prod(shape_of(v))) for v in leaves]
+            n_in = sum(sizes)
+            if mode == "fwd" or (mode == "auto" and n_in <= _out_size(f, args)):
+                return _jacfwd(f, args, argnums, has_aux, leaves, sizes)
             _, d, aux = _trace(f, args, argnums, has_aux)
-            j = d.dense(mode)
+            j = d.dense("rev")
             return (j, aux) if has_aux else j
 
         return jac
 
     return transform
+
+
+def _out_size(f: Callable[..., Any], args: tuple[Any, ...]) -> int:
+    """The number of output entries, from a value-only evaluation."""
+    out = f.value(*args) if isinstance(f, Fn) else _value_only(f, args)
+    return sum(int(np.prod(shape_of(v))) for v in flatten(out)[0])
+
+
+def _value_only(f: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    with value_only():
+        return primal_tree(f(*args))
+
+
+def _jacfwd(
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    argnums: Argnums,
+    has_aux: bool,
+    leaves: list[Any],
+    sizes: list[int],
+) -> Any:
+    """Forward mode with the identity's columns pushed as one batch of tangents."""
+    n = sum(sizes)
+    starts = np.cumsum([0, *sizes])
+    tangents = []
+    for v, k, a in zip(leaves, sizes, starts[:-1], strict=True):
+        t = np.zeros((n, k), dtype=dtype_of(v))
+        t[a : a + k] = np.eye(k, dtype=t.dtype)
+        tangents.append(t.reshape((n, *shape_of(v))))
+    _, d, aux = _trace(f, args, argnums, has_aux, tangents)
+    outs = flatten(_tangents(d, (n,)))[0]
+    rows = []
+    for o, s in zip(outs, d.out_shapes, strict=True):
+        m = int(np.prod(s))
+        blocks = [
+            np.reshape(np.reshape(o[a : a + k], (k, m)).T, s + shape_of(v))
+            for v, k, a in zip(leaves, sizes, starts[:-1], strict=True)
+        ]
+        rows.append(unflatten(d._source.tree, blocks))
+    j = unflatten(d._out_tree, rows)
+    return (j, aux) if has_aux else j
 
 
 jacfwd = _jac("fwd")
@@ -390,7 +456,3 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
         hessian, jvp, grad
     """
     return jvp(grad(f), x, v)[1]
-
-
-# Unused re-exports kept out of the namespace.
-del Packed, mk, Scale, Source, leaf_tree, lin
