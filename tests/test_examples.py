@@ -63,11 +63,12 @@ def test_tour_runs_and_shows_the_sigmoid() -> None:
     assert "0.25" in result.stdout, result.stdout
 
 
-def test_readme_example_runs() -> None:
+def test_readme_examples_run() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"^```python\n(.*?)^```", readme, re.DOTALL | re.MULTILINE)
-    assert block, "README.md has no ```python example"
-    result = run("-c", block.group(1))
+    blocks = re.findall(r"^```python\n(.*?)^```", readme, re.DOTALL | re.MULTILINE)
+    assert blocks, "README.md has no ```python example"
+    result = run("-c", "\n".join(blocks))
     assert result.returncode == 0, f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert "0.5 0.25" in result.stdout, result.stdout
     assert "5.5" in result.stdout, result.stdout
+    assert "[0. 0. 0.]" in result.stdout, result.stdout

@@ -57,6 +57,15 @@ def main() -> None:
     print(f"  d/dx d/dx sin at 1 = {fad.derivative(fad.derivative(sin))(1.0):.6f} (-sin 1)")
     inner = fad.derivative(lambda x: x * fad.derivative(lambda y: x + y)(1.0))(1.0)
     print(f"  d/dx [x * d/dy (x + y)] at x = 1: {inner} (no perturbation confusion)")
+    section("6. Pointed style: plain numpy code, differentiated")
+
+    def rosenbrock(x: np.ndarray) -> np.ndarray:
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    x0 = np.array([1.5, 0.5, -0.5])
+    print("  def rosenbrock(x): return np.sum(100 (x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2)")
+    print(f"  fad.grad(rosenbrock)({x0}) = {fad.grad(rosenbrock)(x0)}")
+    print(f"  fad.hessian(rosenbrock)(x0)[0] = {fad.hessian(rosenbrock)(x0)[0]}")
     print("\nMore: README.md and docs/.")
 
 
