@@ -42,7 +42,7 @@ def module_name(path: Path) -> str:
 def fad_imports(path: Path) -> list[str]:
     """The fad modules a file imports, as dotted names relative to fad."""
     here = module_name(path).split(".")
-    package = here[:-1] if path.name != "__init__.py" else here[:-1]
+    package = here[:-1]  # a module's package (for __init__.py: its own)
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
