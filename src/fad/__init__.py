@@ -87,14 +87,16 @@ from .prims import tanh as tanh
 from .prims import transpose as transpose
 from .prims import where as where
 
+# abs, sum, min and max are public too, but left out of __all__ so that a star
+# import does not shadow Python's builtins.
 __all__ = [
-    "DomainError", "Dual", "Fn", "LinearMap", "MixedInputsError", "ShapeError", "abs",
-    "add", "affine", "bind", "clip", "comp", "concatenate", "const", "cos", "cross_entropy",
+    "DomainError", "Dual", "Fn", "LinearMap", "MixedInputsError", "ShapeError", "add",
+    "affine", "bind", "clip", "comp", "concatenate", "const", "cos", "cross_entropy",
     "debug_nans", "derivative", "dot", "erf", "exp", "expm1", "fork", "fst", "grad",
     "hessian", "hvp", "identity", "jacfwd", "jacobian", "jacrev", "jvp", "lift",
-    "linearize", "log", "log1p", "logsumexp", "matmul", "max", "mean", "min", "mse",
-    "multiply", "neg", "norm", "par", "pipe", "power", "primitive", "prims", "proj",
-    "reciprocal", "register_container", "relu", "reshape", "sigmoid", "sin", "snd",
-    "softmax", "softplus", "sqrt", "square", "stack", "stop_gradient", "sum", "tan", "tanh",
-    "transpose", "unit", "value_and_derivative", "value_and_grad", "vjp", "where",
+    "linearize", "log", "log1p", "logsumexp", "matmul", "mean", "mse", "multiply", "neg",
+    "norm", "par", "pipe", "power", "primitive", "prims", "proj", "reciprocal",
+    "register_container", "relu", "reshape", "sigmoid", "sin", "snd", "softmax", "softplus",
+    "sqrt", "square", "stack", "stop_gradient", "tan", "tanh", "transpose", "unit",
+    "value_and_derivative", "value_and_grad", "vjp", "where",
 ]  # fmt: skip

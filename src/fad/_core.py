@@ -119,6 +119,7 @@ class Dual(Generic[B]):
     """
 
     __slots__ = ("_node", "_value")
+    __fad_leaf__ = True  # a pytree leaf, whatever it holds
 
     _value: Any
     _node: Node | Packed

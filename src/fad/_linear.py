@@ -158,7 +158,7 @@ class Input(Node):
         self.source = source
         self.index = index
         self.shape = shape_of(value)
-        self.dtype = np.result_type(value)
+        self.dtype = np.dtype(np.float64) if type(value) is float else np.result_type(value)
         self.parents = ()
         self.diag = index
 

@@ -70,6 +70,18 @@ def _select(
     return x, rebuild
 
 
+class _Named:
+    """Names ``f`` in an error message, formatting its repr only then."""
+
+    __slots__ = ("f",)
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def __repr__(self) -> str:
+        return _name(self.f)
+
+
 class _Aux:
     __slots__ = ("value",)
 
@@ -101,7 +113,7 @@ def _trace(
             out, aux.value = out
         return out
 
-    source, (tree, pairs) = trace_call(run, x, _name(f), tangents)
+    source, (tree, pairs) = trace_call(run, x, _Named(f), tangents)
     primals = [p for p, _ in pairs]
     d = Linear(
         source,
@@ -126,6 +138,8 @@ def _pythonic(x: Any, like: Any) -> Any:
 
 
 def _pythonic_tree(x: Any, like: Any) -> Any:
+    if type(like) is float:
+        return _pythonic(x, like)
     xs, tree = flatten(x)
     ls, ltree = flatten(like)
     if tree != ltree:
@@ -152,7 +166,14 @@ def value_and_grad(
         grad, vjp
     """
 
+    scalar = isinstance(f, Fn) and f.has_scalar and argnums == 0 and not has_aux
+
     def vg(*args: Any) -> Any:
+        if scalar and len(args) == 1 and type(args[0]) is float:
+            try:  # an elementwise pipeline at a Python float: math alone, no graph
+                return f.scalar(args[0])  # type: ignore[attr-defined]
+            except (OverflowError, ValueError, ZeroDivisionError):
+                pass
         out, d, aux = _trace(f, args, argnums, has_aux)
         if not d.out_shapes or len(d.out_shapes) != 1 or d.out_shapes[0] != ():
             shapes = d.out_shapes[0] if len(d.out_shapes) == 1 else d.out_shapes

@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final, final
 
+import numpy as np
+
 __all__ = ["Tree", "flatten", "leaf_tree", "register_container", "tree_map", "unflatten"]
 
 Flattener = Callable[[Any], tuple[Iterable[Any], Hashable]]
@@ -104,8 +106,15 @@ def flatten(x: Any) -> tuple[list[Any], Tree]:
     return leaves, _flatten(x, leaves)
 
 
+# Types that are always leaves, checked first: most leaves are numbers and arrays.
+_LEAVES = frozenset({float, int, np.ndarray, np.float64, np.float32, bool, complex, str})
+
+
 def _flatten(x: Any, leaves: list[Any]) -> Tree:
     t = type(x)
+    if t in _LEAVES or getattr(t, "__fad_leaf__", False):
+        leaves.append(x)
+        return _LEAF
     if t is tuple or t is list:
         return Tree(t, len(x), tuple(_flatten(c, leaves) for c in x))
     if t is dict:

@@ -46,10 +46,12 @@ from .structural import stop_gradient as stop_gradient
 from .structural import transpose as transpose
 from .structural import where as where
 
+# abs, sum, min and max are public too, but left out of __all__ so that a star
+# import does not shadow Python's builtins.
 __all__ = [
-    "Domain", "abs", "add", "affine", "clip", "concatenate", "cos", "cross_entropy", "dot",
-    "erf", "exp", "expm1", "log", "log1p", "logsumexp", "matmul", "max", "mean", "min", "mse",
-    "multiply", "neg", "norm", "power", "primitive", "reciprocal", "relu", "reshape", "sigmoid",
-    "sin", "softmax", "softplus", "sqrt", "square", "stack", "stop_gradient", "sum", "tan",
-    "tanh", "transpose", "where",
+    "Domain", "add", "affine", "clip", "concatenate", "cos", "cross_entropy", "dot", "erf",
+    "exp", "expm1", "log", "log1p", "logsumexp", "matmul", "mean", "mse", "multiply", "neg",
+    "norm", "power", "primitive", "reciprocal", "relu", "reshape", "sigmoid", "sin",
+    "softmax", "softplus", "sqrt", "square", "stack", "stop_gradient", "tan", "tanh",
+    "transpose", "where",
 ]  # fmt: skip
