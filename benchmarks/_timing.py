@@ -311,7 +311,7 @@ def run(
         unit: what one unit is called ("call", "composed function"...).
         rounds: timed rounds per variant; the median of them is reported.
         budget: seconds of timing a variant may take; a slow one gets fewer rounds
-            (never fewer than 3), so a pathological case cannot stall the script.
+            (at least one), so a pathological case cannot stall the script.
         min_time: seconds one timing (an inner loop) should last.
         max_number: the largest inner loop count.
         rtol: relative tolerance of the result check.
@@ -339,10 +339,14 @@ def run(
     else:
         truth = ref.fn()
     failures: dict[str, str] = {}
+    first_call: dict[str, float] = {}
     for v in variants:
         want = truth if v.expected is SAME else v.expected
         try:
-            assert_close(v.fn(), want, rtol=rtol, atol=atol, where=f"{title} / {v.name}")
+            start = time.perf_counter()
+            out = v.fn()
+            first_call[v.name] = time.perf_counter() - start
+            assert_close(out, want, rtol=rtol, atol=atol, where=f"{title} / {v.name}")
         except Exception as err:
             if v is ref:
                 raise
@@ -354,9 +358,14 @@ def run(
     numbers: dict[str, int] = {}
     quota: dict[str, int] = {}
     for v in timed:
-        numbers[v.name], seconds = _calibrate(v.fn, min_time, max_number)
-        quota[v.name] = max(3, min(rounds, int(budget / (numbers[v.name] * seconds))))
-    samples: dict[str, list[float]] = {v.name: [] for v in timed}
+        if first_call[v.name] >= min_time:  # slow enough already: one call per timing
+            numbers[v.name], seconds = 1, first_call[v.name]
+        else:
+            numbers[v.name], seconds = _calibrate(v.fn, min_time, max_number)
+        quota[v.name] = max(1, min(rounds, int(budget / (numbers[v.name] * seconds))))
+    # A variant whose checked call alone used up the budget is not called again: that
+    # call is its one sample (first-call effects included, negligible at that size).
+    samples = {v.name: [first_call[v.name]] if first_call[v.name] >= budget else [] for v in timed}
     for r in range(rounds):
         k = r % len(timed)
         for v in (*timed[k:], *timed[:k]):
@@ -460,11 +469,12 @@ def fmt_time(seconds: float) -> str:
     """A duration with three significant digits in ns, µs, ms or s.
 
     Examples:
-        >>> fmt_time(1.234e-6), fmt_time(0.5)
-        ('1.23 µs', '500 ms')
+        >>> fmt_time(1.234e-6), fmt_time(0.5), fmt_time(0.0009996)
+        ('1.23 µs', '500 ms', '1 ms')
     """
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
-        if seconds >= scale or unit == "ns":
+        # Compare after rounding, so 999.6 µs prints as 1 ms, not 1e+03 µs.
+        if float(f"{seconds:.3g}") >= scale or unit == "ns":
             return f"{seconds / scale:.3g} {unit}"
     raise AssertionError("unreachable")
 

@@ -47,8 +47,9 @@ def cell(n: int, m: int) -> Results:
         reference="hand-written",
         rtol=1e-9,
         atol=1e-12,
-        rounds=9,
-        min_time=0.02,
+        rounds=15,
+        min_time=0.01,
+        budget=3.0,
         show=False,
     )
 
