@@ -20,7 +20,6 @@ from ._core import (
     primal_tree,
     shape_of,
     trace_call,
-    value_only,
 )
 from ._linear import Linear, Tangent
 from ._tree import flatten, unflatten
@@ -351,26 +350,16 @@ def _jac(mode: str) -> Callable[..., Callable[..., Any]]:
             leaves = flatten(x)[0]
             sizes = [int(np.prod(shape_of(v))) for v in leaves]
             n_in = sum(sizes)
-            if mode == "fwd" or (mode == "auto" and n_in <= _out_size(f, args)):
+            if mode == "fwd":
                 return _jacfwd(f, args, argnums, has_aux, leaves, sizes)
+            # jacobian records once, then reads the record in the cheaper direction.
             _, d, aux = _trace(f, args, argnums, has_aux)
-            j = d.dense("rev")
+            j = d.dense(mode)
             return (j, aux) if has_aux else j
 
         return jac
 
     return transform
-
-
-def _out_size(f: Callable[..., Any], args: tuple[Any, ...]) -> int:
-    """The number of output entries, from a value-only evaluation."""
-    out = f.value(*args) if isinstance(f, Fn) else _value_only(f, args)
-    return sum(int(np.prod(shape_of(v))) for v in flatten(out)[0])
-
-
-def _value_only(f: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    with value_only():
-        return primal_tree(f(*args))
 
 
 def _jacfwd(
