@@ -349,7 +349,6 @@ def _jac(mode: str) -> Callable[..., Callable[..., Any]]:
             x, _ = _select(args, argnums)
             leaves = flatten(x)[0]
             sizes = [int(np.prod(shape_of(v))) for v in leaves]
-            n_in = sum(sizes)
             if mode == "fwd":
                 return _jacfwd(f, args, argnums, has_aux, leaves, sizes)
             # jacobian records once, then reads the record in the cheaper direction.
