@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
 import numpy as np
 
 from . import _linear as lin
-from ._errors import DomainError, MixedInputsError, ShapeError, nan_checks_enabled
+from ._errors import _CHECK_NANS, DomainError, MixedInputsError, ShapeError, nan_checks_enabled
 from ._linear import Node, Scale, Source, Sum, scale, shape_of
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
@@ -497,34 +497,60 @@ class Binary:
         ta = a._node.source.tag if type(a) is Dual else 0
         tb = b._node.source.tag if type(b) is Dual else 0
         if ta == tb == 0:
-            op = _SCALAR_OPS.get(self.symbol)
-            if op and (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
-                try:
-                    return op(a, b)
-                except (OverflowError, ValueError, ZeroDivisionError):
-                    pass  # math raises where numpy returns inf or nan
-            return call_kernel(self.name, self.kernel, a, b)
+            return self._plain(a, b)
         if ta and tb and ta != tb:
             (a, b), _ = _align((a, b), self.name)
             ta, tb = tag_of(a), tag_of(b)
             if ta == tb == 0:
-                return self.apply(a, b)
-        top = max(ta, tb)
-        (av, bv), (an, bn) = split((a, b), top)
-        y = self.apply(av, bv)
-        shape = shape_of(y)
-        parts: list[Node] = []
+                return self._plain(a, b)
+        # Operands below the top level are constants here; their own levels live on
+        # inside the primal computation.
+        if ta >= tb:
+            av, an = a._value, a._node
+        else:
+            av, an = a, None
+        if tb >= ta:
+            bv, bn = b._value, b._node
+        else:
+            bv, bn = b, None
+        if type(an) is Packed or type(bn) is Packed:
+            raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
+        if type(av) is Dual or type(bv) is Dual:
+            y = self.apply(av, bv)
+        else:
+            y = self._plain(av, bv)
+        shape = y.shape if type(y) is np.ndarray else shape_of(y)
+        name = self.name
         if an is not None:
             guard = self.singular and not (self is power and _at_least_one(bv))
-            parts.append(_term(self.da(av, bv, y), an, shape, self.name, guard))
-        if bn is not None:
-            parts.append(_term(self.db(av, bv, y), bn, shape, self.name, self.singular))
-        node = parts[0] if len(parts) == 1 else Sum(tuple(parts), shape)
+            node = _term(self.da(av, bv, y), an, shape, name, guard)
+            if bn is not None:
+                other = _term(self.db(av, bv, y), bn, shape, name, self.singular)
+                node = Sum((node, other), shape)
+        else:
+            node = _term(self.db(av, bv, y), bn, shape, name, self.singular)  # type: ignore[arg-type]
         return mk(y, node)
+
+    def _plain(self, a: Any, b: Any) -> Any:
+        if (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
+            op = _SCALAR_OPS.get(self.symbol)
+            if op is not None:
+                try:
+                    return op(a, b)
+                except (OverflowError, ValueError, ZeroDivisionError):
+                    pass  # math raises where numpy returns inf or nan
+        if _CHECK_NANS.get():
+            return call_kernel(self.name, self.kernel, a, b)
+        try:
+            return self.kernel(a, b)
+        except ValueError:
+            return call_kernel(self.name, self.kernel, a, b)  # raises the named ShapeError
 
 
 def _at_least_one(b: Any) -> bool:
     """An exponent whose power rule b * a**(b-1) is finite everywhere."""
+    if type(b) is float or type(b) is int:
+        return b >= 1
     return type(b) is not Dual and bool(np.all(np.asarray(b) >= 1))
 
 
@@ -535,7 +561,7 @@ def _term(coef: Any, node: Node, shape: Shape, label: str, guard: bool) -> Node:
 
 
 def _pow_da(a: Any, b: Any, y: Any) -> Any:
-    if type(b) is not Dual and np.ndim(b) == 0:
+    if type(b) is float or type(b) is int or (type(b) is not Dual and np.ndim(b) == 0):
         b = float(b)
         if b == 0.0:
             return 0.0 * a

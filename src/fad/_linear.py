@@ -59,6 +59,8 @@ _FUSE: ContextVar[bool] = ContextVar("fad_fuse", default=True)
 
 def shape_of(x: Any) -> Shape:
     """The shape of a number, array or ``Dual``; ``()`` for Python scalars."""
+    if type(x) is np.ndarray:
+        return x.shape
     s = getattr(x, "shape", None)
     return () if s is None else tuple(s)
 
@@ -392,7 +394,9 @@ def toposort(roots: Sequence[Node | None]) -> list[Node]:
             continue
         seen.add(id(node))
         stack.append((node, True))
-        stack.extend((p, False) for p in node.parents if id(p) not in seen)
+        for p in node.parents:
+            if id(p) not in seen:
+                stack.append((p, False))
     return order
 
 
