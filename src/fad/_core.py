@@ -515,10 +515,7 @@ class Binary:
             bv, bn = b, None
         if type(an) is Packed or type(bn) is Packed:
             raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
-        if type(av) is Dual or type(bv) is Dual:
-            y = self.apply(av, bv)
-        else:
-            y = self._plain(av, bv)
+        y = self.apply(av, bv) if type(av) is Dual or type(bv) is Dual else self._plain(av, bv)
         shape = y.shape if type(y) is np.ndarray else shape_of(y)
         name = self.name
         if an is not None:
@@ -528,7 +525,7 @@ class Binary:
                 other = _term(self.db(av, bv, y), bn, shape, name, self.singular)
                 node = Sum((node, other), shape)
         else:
-            node = _term(self.db(av, bv, y), bn, shape, name, self.singular)  # type: ignore[arg-type]
+            node = _term(self.db(av, bv, y), bn, shape, name, self.singular)
         return mk(y, node)
 
     def _plain(self, a: Any, b: Any) -> Any:
