@@ -60,7 +60,7 @@ _FUSE: ContextVar[bool] = ContextVar("fad_fuse", default=True)
 def shape_of(x: Any) -> Shape:
     """The shape of a number, array or ``Dual``; ``()`` for Python scalars."""
     if type(x) is np.ndarray:
-        return x.shape  # type: ignore[no-any-return]  (ndarray shapes are int tuples)
+        return x.shape  # type: ignore[no-any-return]
     s = getattr(x, "shape", None)
     return () if s is None else tuple(s)
 
