@@ -1,0 +1,138 @@
+"""The numpy engine: schedule a plan's DAG, give each node a buffer, emit one function.
+
+Buffers are reused as soon as a value is dead (linear scan in topological order), and a
+ufunc may write over an argument that dies with it, so a k-step chain needs two or three
+chunk-sized temporaries, not k. Output nodes are computed straight into the caller's
+result arrays. The program is emitted as Python source, a straight line of
+``ufunc(a, b, out=c)`` calls over one chunk, compiled once per plan (``Kernel.source``
+shows it): no interpretation per instruction, no per-element Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, final
+
+import numpy as np
+
+from ._ir import Call, Input, Node, const_key, is_const
+from ._plan import Plan, reachable
+
+__all__ = ["Program", "emit"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One chunk's worth of work: ``run(*inputs, *outputs, *scratch)``.
+
+    ``scratch`` lists the kind of each temporary (``"f"``: the working float dtype,
+    ``"b"``: bool). ``constants`` are the scalars the program uses (for dtype promotion).
+    """
+
+    run: Callable[..., None]
+    source: str
+    n_in: int
+    n_out: int
+    scratch: tuple[str, ...]
+    constants: tuple[Any, ...]
+    ops: int
+
+
+def emit(plan: Plan) -> Program:
+    """Allocate buffers for ``plan`` and compile its chunk function."""
+    outputs = plan.outputs
+    order = reachable(outputs)
+    last: dict[int, int] = {}
+    for p, n in enumerate(order):
+        for a in n.args:
+            if isinstance(a, Node):
+                last[a.id] = p
+    home: dict[int, str] = {}  # node id -> where its value lives
+    for s, v in enumerate(outputs):
+        if isinstance(v, Node) and not isinstance(v.op, Input) and v.id not in home:
+            home[v.id] = f"o{s}"
+    for n in order:
+        if isinstance(n.op, Input):
+            home[n.id] = f"x{n.op.index}"
+
+    names: dict[tuple[Any, ...], str] = {}  # constant -> its name in the namespace
+    namespace: dict[str, Any] = {"copyto": np.copyto}
+    constants: list[Any] = []
+
+    def const(c: Any) -> str:
+        key = const_key(c)
+        name = names.get(key)
+        if name is None:
+            name = names[key] = f"c{len(constants)}"
+            namespace[name] = c
+            constants.append(c)
+        return name
+
+    def fn_name(f: Any, label: str) -> str:
+        for k, v in namespace.items():
+            if v is f:
+                return k
+        name = label if label not in namespace else f"{label}{len(namespace)}"
+        namespace[name] = f
+        return name
+
+    scratch: list[str] = []
+    free: dict[str, list[str]] = {"f": [], "b": []}
+    lines: list[str] = []
+    where: dict[int, str] = {}
+    ops = 0
+    for p, n in enumerate(order):
+        if isinstance(n.op, Input):
+            where[n.id] = home[n.id]
+            continue
+        args = ", ".join(where[a.id] if isinstance(a, Node) else const(a) for a in n.args)
+        dying = [
+            where[a.id]
+            for a in {a.id: a for a in n.args if isinstance(a, Node)}.values()
+            if last.get(a.id) == p and where[a.id].startswith("t")
+        ]
+        if isinstance(n.op, Call):
+            target = home.get(n.id)
+            f = fn_name(n.op.fn, f"call{len(namespace)}")
+            local = f"v{n.id}"
+            lines.append(f"{local} = {f}({args})  # {n.op.name}")
+            where[n.id] = local
+            if target is not None:
+                lines.append(f"copyto({target}, {local})")
+                where[n.id] = target
+            ops += 1
+        else:
+            for r in dying:  # freed before the op: a ufunc may write over its argument
+                free[r[1]].append(r)
+            dying = []
+            target = home.get(n.id)
+            if target is None:
+                pool = free[n.kind]
+                if pool:
+                    target = pool.pop()
+                else:
+                    target = f"t{n.kind}{len(scratch)}"
+                    scratch.append(n.kind)
+            f = fn_name(n.op, n.op.__name__ if isinstance(n.op, np.ufunc) else "op")
+            lines.append(f"{f}({args}, out={target})")
+            where[n.id] = target
+            ops += 1
+        for r in dying:
+            free[r[1]].append(r)
+    for s, v in enumerate(outputs):
+        o = f"o{s}"
+        if is_const(v):
+            lines.append(f"{o}.fill({const(v)})")
+        elif where[v.id] != o:  # type: ignore[union-attr]
+            lines.append(f"copyto({o}, {where[v.id]})")  # type: ignore[union-attr]
+    params = [f"x{i}" for i in range(plan.n_in)] + [f"o{s}" for s in range(len(outputs))]
+    params += [f"t{k}{i}" for i, k in enumerate(scratch)]
+    body = "\n".join(f"    {line}" for line in lines) or "    pass"
+    source = f"def run({', '.join(params)}):\n{body}\n"
+    code = compile(source, "<fad.kernel>", "exec")
+    exec(code, namespace)
+    return Program(
+        namespace["run"], source, plan.n_in, len(outputs), tuple(scratch), tuple(constants), ops
+    )
