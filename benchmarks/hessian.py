@@ -30,7 +30,7 @@ def f(x: Any, xp: Any = np) -> Any:
 
 
 def hand_gradient(x: Array) -> Array:
-    g = np.cos(x) * x**2 + 2.0 * x * np.sin(x)
+    g: Array = np.cos(x) * x**2 + 2.0 * x * np.sin(x)
     g[:-1] += x[1:]
     g[1:] += x[:-1]
     return g
@@ -38,7 +38,8 @@ def hand_gradient(x: Array) -> Array:
 
 def hand_diagonal(x: Array) -> Array:
     s, c = np.sin(x), np.cos(x)
-    return -s * x**2 + 4.0 * x * c + 2.0 * s
+    h: Array = -s * x**2 + 4.0 * x * c + 2.0 * s
+    return h
 
 
 def hand_hessian(x: Array) -> Array:
