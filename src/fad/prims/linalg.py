@@ -39,7 +39,15 @@ def matmul_values(a: Any, b: Any) -> Any:
             if bn is not None:
                 tb = next(it)
                 batched = len(shape_of(tb)) > len(shape_of(bv))
-                term = np.matmul(av, tb[..., None])[..., 0] if b1 and batched else np.matmul(av, tb)
+                if b1 and batched:
+                    # A batch of vectors times a matrix: one matmul, not B matrix-vector ones.
+                    term = (
+                        np.matmul(tb, av) if a1 else np.swapaxes(np.matmul(av, _swap(tb)), -1, -2)
+                    )
+                    if not a1 and len(shape_of(av)) > 2:
+                        term = np.moveaxis(np.matmul(av, _swap(tb)), -1, 0)
+                else:
+                    term = np.matmul(av, tb)
                 total = term if total is None else total + term
             return total
 
@@ -50,7 +58,9 @@ def matmul_values(a: Any, b: Any) -> Any:
                 ga = _arr(ct)[..., None] * bv if b1 else np.matmul(ct, _swap(bv))
                 res.append(lin.sum_to(ga, shape_of(ga)[nb:], shape_of(av)))
             if bn is not None:
-                if b1:
+                if b1 and len(shape_of(av)) == 2:
+                    gb = np.matmul(ct, av)  # (batch, n) @ (n, k): no (batch, n, k) temporary
+                elif b1:
                     gb = _arr(ct)[..., None] * av
                 elif a1:
                     gb = av[:, None] * _arr(ct)[..., None, :]
