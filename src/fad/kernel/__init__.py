@@ -22,14 +22,15 @@ from typing import Any
 from .._core import Fn
 from ._kernel import DEFAULT_CHUNK as DEFAULT_CHUNK
 from ._kernel import NUMEXPR_MIN as NUMEXPR_MIN
+from ._kernel import THREADS_MIN as THREADS_MIN
 from ._kernel import Kernel as Kernel
 from ._plan import UnsupportedError as UnsupportedError
 
-__all__ = ["DEFAULT_CHUNK", "NUMEXPR_MIN", "Kernel", "UnsupportedError", "compile"]
+__all__ = ["DEFAULT_CHUNK", "NUMEXPR_MIN", "THREADS_MIN", "Kernel", "UnsupportedError", "compile"]
 
 
 def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin here only
-    f: Fn[Any, Any], *, chunk: int = DEFAULT_CHUNK, engine: str = "auto"
+    f: Fn[Any, Any], *, chunk: int = DEFAULT_CHUNK, engine: str = "auto", threads: int | None = None
 ) -> Kernel:
     """Plan an elementwise pipeline once; return a kernel computing values and derivatives.
 
@@ -50,8 +51,11 @@ def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin 
     Args:
         f: the pipeline, an ``Fn`` of elementwise pieces.
         chunk: elements per chunk; the default keeps temporaries in cache.
-        engine: ``"numpy"``; ``"numexpr"`` (multi-threaded, for inputs of at least
-            ``NUMEXPR_MIN`` elements); ``"auto"`` picks numexpr when it is installed.
+        engine: ``"numpy"``; ``"numexpr"`` (multi-threaded, for float64 inputs of at
+            least ``NUMEXPR_MIN`` elements); ``"auto"`` picks numexpr when it is installed.
+        threads: for the numpy engine, threads sharing the chunks of a batch of at least
+            ``THREADS_MIN`` elements (numpy releases the GIL in ufuncs); by default the
+            cores this process may use, at most 8. ``threads=1`` stays on the caller's.
 
     Returns:
         A ``Kernel``; ``repr(k)`` shows its plan and engine, ``k.source`` its program.
@@ -71,4 +75,4 @@ def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin 
     See also:
         Kernel, fad.derivative, fad.value_and_derivative
     """
-    return Kernel(f, chunk=chunk, engine=engine)
+    return Kernel(f, chunk=chunk, engine=engine, threads=threads)

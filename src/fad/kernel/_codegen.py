@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any, final
 
 import numpy as np
@@ -25,19 +26,35 @@ __all__ = ["Program", "emit"]
 @final
 @dataclass(frozen=True, slots=True)
 class Program:
-    """One chunk's worth of work: ``run(*inputs, *outputs, *scratch)``.
+    """One chunk's worth of work, ``run(*inputs, *outputs, *scratch)``, as source.
 
     ``scratch`` lists the kind of each temporary (``"f"``: the working float dtype,
-    ``"b"``: bool). ``constants`` are the scalars the program uses (for dtype promotion).
+    ``"b"``: bool); ``constants`` names the scalars the ufuncs take, which ``bind``
+    turns into 0-d arrays of the working dtype.
     """
 
-    run: Callable[..., None]
+    code: CodeType
+    namespace: dict[str, Any]
     source: str
     n_in: int
     n_out: int
     scratch: tuple[str, ...]
-    constants: tuple[Any, ...]
+    constants: tuple[str, ...]
     ops: int
+
+    def promoted(self, dt: np.dtype[Any]) -> np.dtype[Any]:
+        """The working dtype for inputs of dtype ``dt``: numpy's promotion with the
+        constants, so float32 stays float32 unless a numpy float64 constant takes part."""
+        wd = np.result_type(dt, *(self.namespace[c] for c in self.constants))
+        return wd if wd.kind == "f" else np.dtype(np.float64)
+
+    def bind(self, wd: np.dtype[Any]) -> Callable[..., None]:
+        """The chunk function for working dtype ``wd``."""
+        namespace = dict(self.namespace)
+        for c in self.constants:
+            namespace[c] = np.asarray(namespace[c], dtype=wd)
+        exec(self.code, namespace)
+        return namespace["run"]  # type: ignore[no-any-return]
 
 
 def emit(plan: Plan) -> Program:
@@ -61,13 +78,17 @@ def emit(plan: Plan) -> Program:
     namespace: dict[str, Any] = {"copyto": np.copyto}
     constants: list[Any] = []
 
-    def const(c: Any) -> str:
-        key = const_key(c)
+    def const(c: Any, ufunc: bool = True) -> str:
+        # A ufunc's constants become 0-d arrays of the working dtype when the program is
+        # bound to one (see ``Program.bind``): numpy converts a Python float on every
+        # call, which costs more than the whole operation on a small batch.
+        key = (ufunc, *const_key(c))
         name = names.get(key)
         if name is None:
-            name = names[key] = f"c{len(constants)}"
+            name = names[key] = f"{'c' if ufunc else 'k'}{len(names)}"
             namespace[name] = c
-            constants.append(c)
+            if ufunc:
+                constants.append(name)
         return name
 
     def fn_name(f: Any, label: str) -> str:
@@ -87,7 +108,8 @@ def emit(plan: Plan) -> Program:
         if isinstance(n.op, Input):
             where[n.id] = home[n.id]
             continue
-        args = ", ".join(where[a.id] if isinstance(a, Node) else const(a) for a in n.args)
+        call = isinstance(n.op, Call)
+        args = ", ".join(where[a.id] if isinstance(a, Node) else const(a, not call) for a in n.args)
         dying = [
             where[a.id]
             for a in {a.id: a for a in n.args if isinstance(a, Node)}.values()
@@ -131,8 +153,13 @@ def emit(plan: Plan) -> Program:
     params += [f"t{k}{i}" for i, k in enumerate(scratch)]
     body = "\n".join(f"    {line}" for line in lines) or "    pass"
     source = f"def run({', '.join(params)}):\n{body}\n"
-    code = compile(source, "<fad.kernel>", "exec")
-    exec(code, namespace)
     return Program(
-        namespace["run"], source, plan.n_in, len(outputs), tuple(scratch), tuple(constants), ops
+        compile(source, "<fad.kernel>", "exec"),
+        namespace,
+        source,
+        plan.n_in,
+        len(outputs),
+        tuple(scratch),
+        tuple(constants),
+        ops,
     )

@@ -14,15 +14,19 @@ from typing import Any
 import numpy as np
 
 from .._errors import ShapeError
-from .._tree import Tree, unflatten
+from .._tree import Tree, flatten, unflatten
 
 __all__ = ["apply"]
 
 
 def _block(*blocks: Any, kernel: Any, tree: Tree) -> tuple[Any, ...]:
-    ys, dys = kernel(unflatten(tree, blocks))
-    from .._tree import flatten
+    from ._kernel import _IN_WORKER
 
+    token = _IN_WORKER.set(True)  # dask runs a task per core already: no threads of ours
+    try:
+        ys, dys = kernel(unflatten(tree, blocks))
+    finally:
+        _IN_WORKER.reset(token)
     return (*flatten(ys)[0], *flatten(dys)[0])
 
 
@@ -46,7 +50,7 @@ def apply(kernel: Any, leaves: list[Any], tree: Tree) -> tuple[Any, Any]:
             raise TypeError(f"{kernel!r} received a dask array of dtype {a.dtype}")
     entry = kernel._entry(tree)  # plan here, so workers receive the plan with the kernel
     dt = np.result_type(*[a.dtype if a.dtype.kind == "f" else np.float64 for a in arrays])
-    wd = entry.dtype(dt)
+    wd = entry.bind(dt)[0]
     meta = np.empty((0,) * len(shape), dtype=wd)
     both = da.map_blocks(  # type: ignore[no-untyped-call]
         _block, *arrays, kernel=kernel, tree=tree, dtype=wd, meta=meta

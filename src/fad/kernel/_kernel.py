@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, Final, final
 
 import numpy as np
@@ -15,13 +18,19 @@ from .._tree import Tree, flatten, leaf_tree, unflatten
 from ._codegen import Program, emit
 from ._plan import Plan, plan, unsupported_steps
 
-__all__ = ["DEFAULT_CHUNK", "NUMEXPR_MIN", "Kernel"]
+__all__ = ["DEFAULT_CHUNK", "NUMEXPR_MIN", "THREADS_MIN", "Kernel", "default_threads"]
 
 DEFAULT_CHUNK: Final = 1 << 14
 """Elements per chunk: a few chunk-sized temporaries stay in a core's L2 cache."""
 
 NUMEXPR_MIN: Final = 10_000
 """Below this many elements numexpr's fixed cost (about 15 us a call) outweighs it."""
+
+THREADS_MIN: Final = 1 << 17
+"""Batches this large run on several threads (fewer elements: not worth the hand-off)."""
+
+# Set while a dask task runs a kernel: dask already runs one task per core.
+_IN_WORKER: ContextVar[bool] = ContextVar("fad_kernel_in_worker", default=False)
 
 _LEAF: Final = leaf_tree()
 Scratch = tuple[np.ndarray[Any, Any], ...]
@@ -30,26 +39,51 @@ _INPUT_KINDS: Final = frozenset("fiu")
 
 @final
 class _Entry:
-    """A plan for one input structure, its numpy program, and dtypes seen so far."""
+    """A plan for one input structure: its numpy program, bound per dtype, and a pool of
+    temporaries.
 
-    __slots__ = ("dtypes", "numexpr", "plan", "program")
+    Temporaries are pooled by (dtype, length) and handed to one call at a time, so two
+    threads (dask's threaded scheduler) never share a buffer, and a call of a size seen
+    before allocates nothing but its results.
+    """
+
+    __slots__ = ("bound", "numexpr", "plan", "pool", "program")
 
     def __init__(self, p: Plan) -> None:
         self.plan = p
         self.program: Program = emit(p)
-        self.numexpr: Any = None  # built on first use
-        self.dtypes: dict[np.dtype[Any], np.dtype[Any]] = {}
+        self.numexpr: Any = None  # the numexpr program, built at its first use
+        self.bound: dict[np.dtype[Any], tuple[np.dtype[Any], Callable[..., None]]] = {}
+        self.pool: dict[tuple[np.dtype[Any], int], list[Scratch]] = {}
 
-    def dtype(self, dt: np.dtype[Any]) -> np.dtype[Any]:
-        """The working dtype for inputs of dtype ``dt``: numpy's promotion with the
-        constants, so float32 stays float32 unless a numpy float64 constant is in play."""
-        wd = self.dtypes.get(dt)
-        if wd is None:
-            wd = np.result_type(dt, *self.program.constants)
-            if wd.kind != "f":
-                wd = np.dtype(np.float64)
-            self.dtypes[dt] = wd
-        return wd
+    def bind(self, dt: np.dtype[Any]) -> tuple[np.dtype[Any], Callable[..., None]]:
+        """The working dtype and the chunk function for inputs of dtype ``dt``."""
+        got = self.bound.get(dt)
+        if got is None:
+            wd = self.program.promoted(dt)
+            got = self.bound[dt] = (wd, self.program.bind(wd))
+        return got
+
+    def take(self, wd: np.dtype[Any], length: int) -> Scratch:
+        try:
+            return self.pool[wd, length].pop()
+        except (KeyError, IndexError):
+            return tuple(
+                np.empty(length, wd if kind == "f" else np.bool_) for kind in self.program.scratch
+            )
+
+    def give(self, wd: np.dtype[Any], length: int, scratch: Scratch) -> None:
+        pool = self.pool.get((wd, length))
+        if pool is None:
+            if len(self.pool) >= _POOL_SIZES:
+                self.pool.clear()  # many different sizes: keep memory bounded
+            pool = self.pool.setdefault((wd, length), [])
+        if len(pool) < _POOL_DEPTH:
+            pool.append(scratch)
+
+
+_POOL_SIZES: Final = 16  # lengths of temporaries kept per plan
+_POOL_DEPTH: Final = 8  # sets of temporaries kept per length (one per concurrent call)
 
 
 def _numexpr_available() -> bool:
@@ -67,10 +101,15 @@ class Kernel:
     See ``fad.kernel.compile``.
     """
 
-    __slots__ = ("_entries", "_lock", "_pool", "chunk", "engine", "fn")
+    __slots__ = ("_entries", "_leaf", "_lock", "chunk", "engine", "fn", "threads")
 
     def __init__(
-        self, fn: Fn[Any, Any], *, chunk: int = DEFAULT_CHUNK, engine: str = "auto"
+        self,
+        fn: Fn[Any, Any],
+        *,
+        chunk: int = DEFAULT_CHUNK,
+        engine: str = "auto",
+        threads: int | None = None,
     ) -> None:
         if engine not in ("auto", "numpy", "numexpr"):
             raise ValueError(f"engine must be 'auto', 'numpy' or 'numexpr', got {engine!r}")
@@ -83,11 +122,14 @@ class Kernel:
         unsupported_steps(fn)
         self.fn = fn
         self.chunk = int(chunk)
-        self.engine = "numexpr" if engine == "auto" and _numexpr_available() else engine
-        if self.engine == "auto":
-            self.engine = "numpy"
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads!r}")
+        if engine == "auto":
+            engine = "numexpr" if _numexpr_available() else "numpy"
+        self.engine = engine
         self._entries: dict[Tree, _Entry] = {}
-        self._pool: dict[tuple[np.dtype[Any], tuple[str, ...]], list[Scratch]] = {}
+        self._leaf: _Entry | None = None  # the plan for one array in, one array out
         self._lock = threading.Lock()
         with contextlib.suppress(TypeError):  # a structured input (par, fst): first call
             self._entry(_LEAF)
@@ -98,7 +140,9 @@ class Kernel:
         if entry is None:
             entry = _Entry(plan(self.fn, tree))
             with self._lock:
-                self._entries.setdefault(tree, entry)
+                entry = self._entries.setdefault(tree, entry)
+            if tree.is_leaf and entry.plan.out_tree.is_leaf:
+                self._leaf = entry
         return entry
 
     @property
@@ -120,17 +164,17 @@ class Kernel:
         if not self._entries:
             parts.append("planned at the first call (its input structure decides)")
         if self.engine == "numexpr":
-            parts.append(f"engine: numexpr from {NUMEXPR_MIN} elements, else numpy")
+            parts.append(f"engine: numexpr from {NUMEXPR_MIN} elements, numpy below")
         else:
             parts.append("engine: numpy")
         parts.append(f"chunks of {self.chunk} elements")
+        if self.threads > 1:
+            parts.append(f"{self.threads} threads from {THREADS_MIN} elements")
         return "<" + "; ".join(parts) + ">"
 
     def __reduce__(self) -> tuple[Callable[..., Kernel], tuple[Any, ...]]:
-        return (
-            _rebuild,
-            (self.fn, self.chunk, self.engine, [e.plan for e in self._entries.values()]),
-        )
+        plans = [e.plan for e in self._entries.values()]
+        return (_rebuild, (self.fn, self.chunk, self.engine, self.threads, plans))
 
     # -- calling
     def _input(self, x: Any) -> np.ndarray[Any, Any]:
@@ -152,6 +196,34 @@ class Kernel:
 
     def __call__(self, xs: Any, out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
         """Values and per-element derivatives of the pipeline over the batch ``xs``."""
+        leaf = self._leaf
+        if (
+            leaf is not None
+            and type(xs) is np.ndarray
+            and out is None
+            and xs.size <= self.chunk
+            and xs.flags.c_contiguous
+            and (self.engine == "numpy" or xs.size < NUMEXPR_MIN)
+            and not nan_checks_enabled()
+        ):
+            # The hot path for one small array: a batch of a thousand points must not pay
+            # more for the call than for the arithmetic.
+            bound = leaf.bound.get(xs.dtype)
+            if bound is not None:
+                wd, run = bound
+                n = xs.size
+                block = np.empty((2, n), wd)  # one allocation for both results
+                y = block[0]
+                d = block[1]
+                scratch = leaf.take(wd, n)
+                run(xs if xs.ndim == 1 else xs.reshape(-1), y, d, *scratch)
+                leaf.give(wd, n, scratch)
+                if xs.ndim != 1:
+                    return y.reshape(xs.shape), d.reshape(xs.shape)
+                return y, d
+        return self._call(xs, out)
+
+    def _call(self, xs: Any, out: tuple[Any, Any] | None) -> tuple[Any, Any]:
         if type(xs) is np.ndarray:
             leaves: list[Any] = [xs]
             tree = _LEAF
@@ -178,76 +250,62 @@ class Kernel:
             dt = np.result_type(*xs_)
         if nan_checks_enabled():
             self.fn.value(xs)  # raises DomainError at the first primitive making nan or inf
-        wd = entry.dtype(dt)
+        wd, run = entry.bind(dt)
         flat = [
             x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
             for x in xs_
         ]
         n = x0.size
-        program = entry.program
+        n_out = entry.program.n_out
         if out is None:
-            block = np.empty((program.n_out, n), wd)  # one allocation for every result
-            outs = list(block)
+            block = np.empty((n_out, n), wd)  # one allocation for every result
+            outs = [block[i] for i in range(n_out)]
             results = [o.reshape(shape) for o in outs]
             copies: list[tuple[Any, Any]] = []
         else:
-            outs, results, copies = self._outs(out, entry, shape, wd, flat)
+            outs, results, copies = self._outs(out, entry, shape, wd)
             if any(np.may_share_memory(o, x) for o in results for x in xs_):
                 flat = [x.copy() for x in flat]  # the caller asked to overwrite the input
         if n:
-            if self.engine == "numexpr" and n >= NUMEXPR_MIN:
-                from ._numexpr import run
+            if self.engine == "numexpr" and n >= NUMEXPR_MIN and wd == np.float64:
+                from ._numexpr import evaluate
 
-                run(self, entry, flat, outs, wd)
+                evaluate(entry, flat, outs, wd, max(self.chunk, 1 << 16))
             else:
-                self._run(program, flat, outs, n, wd)
+                self._run(entry, run, wd, flat, outs, n)
         for dst, src in copies:
             np.copyto(dst, src.reshape(dst.shape), casting="same_kind")
         return self._trees(entry.plan, results)
 
     def _run(
-        self, program: Program, xs: list[Any], outs: list[Any], n: int, wd: np.dtype[Any]
+        self,
+        entry: _Entry,
+        run: Callable[..., None],
+        wd: np.dtype[Any],
+        xs: list[Any],
+        outs: list[Any],
+        n: int,
     ) -> None:
         chunk = self.chunk
-        scratch = full = self._take(program, wd)
-        try:
-            if n <= chunk:
-                if n < chunk:
-                    scratch = tuple(t[:n] for t in scratch)
-                program.run(*xs, *outs, *scratch)
-                return
-            run = program.run
-            for s in range(0, n, chunk):
-                e = s + chunk
-                if e > n:
-                    e = n
-                    scratch = tuple(t[: e - s] for t in full)
-                run(*[x[s:e] for x in xs], *[o[s:e] for o in outs], *scratch)
-        finally:
-            self._give(wd, full, program)
-
-    def _take(self, program: Program, wd: np.dtype[Any]) -> tuple[np.ndarray[Any, Any], ...]:
-        # Temporaries are pooled per dtype and handed to one call at a time, so two threads
-        # (dask's threaded scheduler) never share a buffer.
-        pool = self._pool.get((wd, program.scratch))
-        if pool:
-            try:
-                return pool.pop()
-            except IndexError:
-                pass  # another thread took the last one
-        return tuple(
-            np.empty(self.chunk, wd if kind == "f" else np.bool_) for kind in program.scratch
-        )
-
-    def _give(
-        self, wd: np.dtype[Any], scratch: tuple[np.ndarray[Any, Any], ...], program: Program
-    ) -> None:
-        pool = self._pool.setdefault((wd, program.scratch), [])
-        if len(pool) < 4:
-            pool.append(scratch)
+        threads = self.threads if n >= THREADS_MIN and not _IN_WORKER.get() else 1
+        if threads > 1:
+            # numpy's ufuncs release the GIL: whole chunks run side by side, each thread
+            # with its own temporaries from the pool.
+            per = -(-n // threads)
+            per = -(-per // chunk) * chunk
+            spans = [(s, min(s + per, n)) for s in range(0, n, per)]
+            futures = [
+                _executor(threads).submit(_run_span, entry, run, wd, xs, outs, s, e, chunk)
+                for s, e in spans[1:]
+            ]
+            _run_span(entry, run, wd, xs, outs, *spans[0], chunk)
+            for f in futures:
+                f.result()
+        else:
+            _run_span(entry, run, wd, xs, outs, 0, n, chunk)
 
     def _outs(
-        self, out: Any, entry: _Entry, shape: tuple[int, ...], wd: np.dtype[Any], flat: list[Any]
+        self, out: Any, entry: _Entry, shape: tuple[int, ...], wd: np.dtype[Any]
     ) -> tuple[list[Any], list[Any], list[tuple[Any, Any]]]:
         p = entry.plan
         try:
@@ -292,16 +350,67 @@ class Kernel:
         return ys, unflatten(p.out_tree, per_leaf)
 
 
+def _run_span(
+    entry: _Entry,
+    run: Callable[..., None],
+    wd: np.dtype[Any],
+    xs: list[Any],
+    outs: list[Any],
+    start: int,
+    stop: int,
+    chunk: int,
+) -> None:
+    """Elements ``start:stop`` chunk by chunk."""
+    length = min(stop - start, chunk)
+    scratch = entry.take(wd, length)
+    if start == 0 and stop - start <= chunk and len(xs[0]) == stop:
+        run(*xs, *outs, *scratch)
+    else:
+        part = scratch
+        for s in range(start, stop, chunk):
+            e = s + chunk
+            if e > stop:
+                e = stop
+                part = tuple(t[: e - s] for t in scratch)
+            run(*[x[s:e] for x in xs], *[o[s:e] for o in outs], *part)
+    entry.give(wd, length, scratch)
+
+
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK: Final = threading.Lock()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0]._max_workers < threads:
+            _POOL[:] = [ThreadPoolExecutor(threads, thread_name_prefix="fad-kernel")]
+        return _POOL[0]
+
+
+def default_threads() -> int:
+    """Threads a kernel uses for large batches: the cores this process may run on (<= 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 def _is_dask(x: Any) -> bool:
     return type(x).__module__.startswith("dask.")
 
 
-def _rebuild(fn: Fn[Any, Any], chunk: int, engine: str, plans: list[Plan]) -> Kernel:
+def _rebuild(fn: Fn[Any, Any], chunk: int, engine: str, threads: int, plans: list[Plan]) -> Kernel:
     k = Kernel.__new__(Kernel)
     k.fn = fn
     k.chunk = chunk
+    k.threads = threads
     k.engine = engine if engine != "numexpr" or _numexpr_available() else "numpy"
-    k._entries = {p.in_tree: _Entry(p) for p in plans}
-    k._pool = {}
+    k._entries = {}
+    k._leaf = None
     k._lock = threading.Lock()
+    for p in plans:
+        entry = k._entries[p.in_tree] = _Entry(p)
+        if p.in_tree.is_leaf and p.out_tree.is_leaf:
+            k._leaf = entry
     return k

@@ -92,7 +92,11 @@ _BUILTIN: Final[dict[str, tuple[ValueFn | None, RuleFn]]] = {
     "abs": (_unary(np.absolute), lambda b, x, y: b.term(b.ufunc(np.sign, x))),
     "sqrt": (_unary(np.sqrt), lambda b, x, y: b.term(b.ufunc(np.divide, 0.5, y))),
     "square": (_unary(np.square), lambda b, x, y: _scaled(b, 2.0, x)),
-    "reciprocal": (_unary(np.reciprocal), lambda b, x, y: _scaled(b, -1.0, b.mul(y, y))),
+    # 1 / x by np.divide: the same correctly rounded quotient as np.reciprocal, faster.
+    "reciprocal": (
+        lambda b, x: b.ufunc(np.divide, 1.0, x),
+        lambda b, x, y: _scaled(b, -1.0, b.mul(y, y)),
+    ),
     "neg": (_unary(np.negative), lambda b, x, y: Term(-1.0)),
     "log1p": (
         _unary(np.log1p),
@@ -148,7 +152,7 @@ def _power_value(b: Builder, x: Value, k: float) -> Value:
     if k == 0.5:
         return b.ufunc(np.sqrt, x)
     if k == -1.0:
-        return b.ufunc(np.reciprocal, x)
+        return b.ufunc(np.divide, 1.0, x)
     return b.ufunc(np.power, x, k)
 
 
