@@ -30,7 +30,11 @@ __all__ = ["DEFAULT_CHUNK", "NUMEXPR_MIN", "THREADS_MIN", "Kernel", "Unsupported
 
 
 def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin here only
-    f: Fn[Any, Any], *, chunk: int = DEFAULT_CHUNK, engine: str = "auto", threads: int | None = None
+    f: Fn[Any, Any],
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    engine: str = "numpy",
+    threads: int | None = None,
 ) -> Kernel:
     """Plan an elementwise pipeline once; return a kernel computing values and derivatives.
 
@@ -51,8 +55,10 @@ def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin 
     Args:
         f: the pipeline, an ``Fn`` of elementwise pieces.
         chunk: elements per chunk; the default keeps temporaries in cache.
-        engine: ``"numpy"``; ``"numexpr"`` (multi-threaded, for float64 inputs of at
-            least ``NUMEXPR_MIN`` elements); ``"auto"`` picks numexpr when it is installed.
+        engine: ``"numpy"`` (the default); ``"numexpr"`` (its own threads, for float64
+            inputs of at least ``NUMEXPR_MIN`` elements, numpy below); ``"auto"``: numexpr
+            when it is installed. numexpr wins where its transcendentals are faster than
+            numpy's; measure (``benchmarks/kernel.py``) before choosing it.
         threads: for the numpy engine, threads sharing the chunks of a batch of at least
             ``THREADS_MIN`` elements (numpy releases the GIL in ufuncs); by default the
             cores this process may use, at most 8. ``threads=1`` stays on the caller's.

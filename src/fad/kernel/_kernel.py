@@ -108,7 +108,7 @@ class Kernel:
         fn: Fn[Any, Any],
         *,
         chunk: int = DEFAULT_CHUNK,
-        engine: str = "auto",
+        engine: str = "numpy",
         threads: int | None = None,
     ) -> None:
         if engine not in ("auto", "numpy", "numexpr"):
