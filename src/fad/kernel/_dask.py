@@ -9,6 +9,7 @@ cluster runs exactly the program planned here.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,9 @@ def _pick(results: tuple[Any, ...], index: int) -> Any:
 
 def apply(kernel: Any, leaves: list[Any], tree: Tree) -> tuple[Any, Any]:
     """``kernel`` over dask arrays (numpy leaves are wrapped): lazy ``(ys, dys)``."""
-    import dask.array as da
+    da = importlib.import_module("dask.array")  # an optional extra: typed Any here
 
-    arrays = [da.asarray(x) for x in leaves]  # type: ignore[no-untyped-call]
+    arrays = [da.asarray(x) for x in leaves]
     shape = arrays[0].shape
     if any(a.shape != shape for a in arrays):
         raise ShapeError(
@@ -52,12 +53,10 @@ def apply(kernel: Any, leaves: list[Any], tree: Tree) -> tuple[Any, Any]:
     dt = np.result_type(*[a.dtype if a.dtype.kind == "f" else np.float64 for a in arrays])
     wd = entry.bind(dt)[0]
     meta = np.empty((0,) * len(shape), dtype=wd)
-    both = da.map_blocks(  # type: ignore[no-untyped-call]
-        _block, *arrays, kernel=kernel, tree=tree, dtype=wd, meta=meta
-    )
+    both = da.map_blocks(_block, *arrays, kernel=kernel, tree=tree, dtype=wd, meta=meta)
     p = entry.plan
     outs = [
-        da.map_blocks(_pick, both, index=i, dtype=wd, meta=meta)  # type: ignore[no-untyped-call]
+        da.map_blocks(_pick, both, index=i, dtype=wd, meta=meta)
         for i in range(p.n_out * (1 + p.n_in))
     ]
     return kernel._trees(p, outs)  # type: ignore[no-any-return]

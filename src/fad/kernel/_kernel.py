@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import threading
 from collections.abc import Callable
@@ -87,11 +88,8 @@ _POOL_DEPTH: Final = 8  # sets of temporaries kept per length (one per concurren
 
 
 def _numexpr_available() -> bool:
-    try:
-        import numexpr  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # find_spec, not import: mypy must not need numexpr (an optional extra) to check this.
+    return importlib.util.find_spec("numexpr") is not None
 
 
 @final

@@ -10,6 +10,7 @@ numexpr works in float64 here; float32 batches take the numpy engine.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Final, final
 
@@ -71,7 +72,8 @@ class NumexprProgram:
     __slots__ = ("expressions", "n_temp", "steps", "tail")
 
     def __init__(self, plan: Plan) -> None:
-        import numexpr  # type: ignore[import-untyped]
+        # Imported by name: numexpr is an optional extra, typed Any here.
+        numexpr = importlib.import_module("numexpr")
 
         outputs = plan.outputs
         order = reachable(outputs)
