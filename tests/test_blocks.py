@@ -3,7 +3,11 @@ differences and across modes, currying, closures, long loops and checkpointing."
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,7 +61,7 @@ def python_fold(step: Any, init: Any, xs: Any) -> Any:
 def test_fold_equals_a_python_loop(r: dict[str, Any]) -> None:
     expected = python_fold(cell(r["W"], r["U"]), r["init"], r["xs"])
     got = fold(cell(r["W"], r["U"]), r["init"], r["xs"])
-    np.testing.assert_allclose(got.value, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
     np.testing.assert_allclose(fold(cell(r["W"], r["U"]))((r["init"], r["xs"])).value, expected)
 
 
@@ -78,16 +82,15 @@ def test_fold_derivatives_in_init_xs_and_closed_over_weights(r: dict[str, Any]) 
 def test_fold_with_a_point_free_step(r: dict[str, Any]) -> None:
     step = fad.lift(lambda h, x: h @ r["W"] + x @ r["U"]) >> fad.tanh
     expected = python_fold(cell(r["W"], r["U"]), r["init"], r["xs"])
-    np.testing.assert_allclose(fold(step, r["init"], r["xs"]).value, expected, rtol=1e-12)
+    np.testing.assert_allclose(fold(step, r["init"], r["xs"]), expected, rtol=1e-12)
     pair = fad.fst >> fad.matmul(r["W"])
     point_free = (pair + (fad.snd >> fad.matmul(r["U"]))) >> fad.tanh
-    np.testing.assert_allclose(fold(point_free, r["init"], r["xs"]).value, expected, rtol=1e-12)
+    np.testing.assert_allclose(fold(point_free, r["init"], r["xs"]), expected, rtol=1e-12)
     laws.check_finite_differences(lambda a: fold(point_free, *a), (r["init"], r["xs"]))
 
 
 def test_fold_of_length_zero_is_init_with_the_identity_derivative() -> None:
-    m = fold(lambda c, x: c * x, 2.0, np.zeros(0))
-    assert m.value == 2.0
+    assert fold(lambda c, x: c * x, 2.0, np.zeros(0)) == 2.0
     assert fad.grad(lambda c: fold(lambda c, x: c * x, c, np.zeros(0)))(2.0) == 1.0
 
 
@@ -104,7 +107,7 @@ def test_fold_carries_a_pytree_and_reads_a_tuple_of_arrays() -> None:
         return total + np.sum(vec)
 
     point = (1.0, np.array([0.5, -0.5]))
-    total, vec = fold(step, point, xs).value
+    total, vec = fold(step, point, xs)
     assert total == 7.0
     np.testing.assert_array_equal(vec, [16.0, 16.0])
     laws.check_finite_differences(f, point)
@@ -156,7 +159,7 @@ def test_scan_equals_a_python_loop(r: dict[str, Any]) -> None:
         h = np.tanh(h @ W + x @ U)
         return h, (h, np.sum(h))
 
-    carry, (hs_, sums) = scan(step, r["init"], r["xs"]).value
+    carry, (hs_, sums) = scan(step, r["init"], r["xs"])
     c, ys = python_scan(step, r["init"], r["xs"])
     t, d = len(r["xs"]), len(r["init"])
     assert hs_.shape == (t, d) and sums.shape == (t,)
@@ -189,7 +192,7 @@ def test_unfold_equals_a_python_loop_and_differentiates(n: int, a: float, s0: fl
     def step(s: Any) -> Any:
         return np.sin(a * s + 1.0), s * s
 
-    ys = unfold(step, s0, n).value
+    ys = unfold(step, s0, n)
     state, expected = s0, []
     for _ in range(n):
         state, y = step(state)
@@ -288,7 +291,7 @@ def test_zip_with_equals_a_python_loop(data: Any) -> None:
     n = data.draw(hs.integers(0, 4))
     xs, ys = arrays(data.draw, (n, 3)), arrays(data.draw, (n, 3))
     for f in (lambda x, y: np.sum(x * np.sin(y)), fad.fst * (fad.snd >> fad.sin)):
-        got = zip_with(f, xs, ys).value
+        got = zip_with(f, xs, ys)
         want = [fad.lift(f).value((x, y)) for x, y in zip(xs, ys, strict=True)]
         assert got.shape[0] == n
         if n:
@@ -307,7 +310,7 @@ def test_curried_blocks_agree_and_compose() -> None:
     def step(c: Any, x: Any) -> Any:
         return np.tanh(c + x)
 
-    full = fold(step, init, xs).value
+    full = fold(step, init, xs)
     for g in (fold(step)((init, xs)), fold(step, init)(xs), fold(step, xs=xs)(init)):
         np.testing.assert_allclose(g.value, full)
     # A pipeline: rows are scaled, folded, then summed; its gradient is xs's shape.
@@ -402,3 +405,25 @@ def test_checkpointing_keeps_a_fraction_of_the_memory() -> None:
             tracemalloc.stop()
 
     assert peak(True) * 5 < peak(False)
+
+
+# ----------------------------------------------------------------------------- docs
+
+
+def test_the_blocks_page_runs_as_written() -> None:
+    """Every ```python block of docs/blocks.md, run in order, prints what its comments say."""
+    page = Path(__file__).resolve().parent.parent / "docs" / "blocks.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text("utf-8"), re.DOTALL | re.M)
+    assert blocks
+    expected: list[str] = []
+    for block in blocks:
+        printing = False
+        for line in block.splitlines():
+            if printing and line.startswith("# "):
+                expected.append(line[2:])
+            else:
+                printing = line.startswith("print(")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile("\n".join(blocks), str(page), "exec"), {})
+    assert out.getvalue().splitlines() == expected

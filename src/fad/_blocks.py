@@ -39,7 +39,6 @@ from ._core import (
     Step,
     active,
     as_fn,
-    call_plain,
     contains_dual,
     dtype_of,
     mk,
@@ -416,18 +415,17 @@ def _name(f: Fn[Any, Any]) -> str:
 
 
 def _apply(step: Step, args: Any) -> Any:
-    """A fully applied block: define-by-run on fad values, an ``Fn`` call on plain ones.
+    """A fully applied block: define-by-run on fad values, values alone on plain ones.
 
-    On plain values outside any transform the result is a ``Dual`` with respect to the
-    arguments, as for a primitive (``fad.sin(5.0)``). Inside a transform the loop runs on
-    the values as given, so a step that closes over the transform's values records into
-    its graph at its own level.
+    Inside a transform, or given ``Dual`` values, the loop runs on the values as given, so
+    a step closing over the transform's values records into its graph at its own level.
+    On plain values outside every transform it computes the plain result, as numpy code
+    would: a pointed loss calling ``scan`` is then an ordinary function too. (The curried
+    ``Fn`` called on plain values gives the ``Dual`` with respect to them.)
     """
-    if _VALUE_ONLY.get():
+    if _VALUE_ONLY.get() or not (_ACTIVE.get() or contains_dual(args)):
         return step.value(args)
-    if contains_dual(args) or _ACTIVE.get():
-        return step.run(unpack(args))
-    return call_plain(Fn((step,)), args)
+    return step.run(unpack(args))
 
 
 def _every(checkpoint: bool | int) -> int:
@@ -534,7 +532,7 @@ def fold(step: StepFn, init: Any = _NO, xs: Any = _NO, *, checkpoint: bool | int
         >>> import numpy as np
         >>> from fad._blocks import fold
         >>> xs = np.array([1.0, 2.0, 3.0])
-        >>> print(fold(lambda c, x: c * x, 1.0, xs).value)
+        >>> print(fold(lambda c, x: c * x, 1.0, xs))
         6.0
         >>> fad.grad(lambda a: fold(lambda c, x: a * c + x, 0.0, xs))(2.0)   # a² + 2a + 3
         6.0
@@ -577,7 +575,7 @@ def scan(step: StepFn, init: Any = _NO, xs: Any = _NO, *, checkpoint: bool | int
         >>> from fad._blocks import scan
         >>> def running_sum(c, x):
         ...     return c + x, c + x
-        >>> carry, ys = scan(running_sum, 0.0, np.array([1.0, 2.0, 3.0])).value
+        >>> carry, ys = scan(running_sum, 0.0, np.array([1.0, 2.0, 3.0]))
         >>> print(carry, ys)
         6.0 [1. 3. 6.]
 
@@ -656,7 +654,7 @@ def zip_with(f: StepFn, xs: Any = _NO, ys: Any = _NO) -> Any:
         >>> from fad._blocks import zip_with
         >>> print(zip_with(fad.fst * fad.snd).value((np.array([1.0, 2.0]), np.array([3.0, 4.0]))))
         [3. 8.]
-        >>> print(zip_with(lambda x, y: x @ y, np.eye(2), np.ones((2, 2))).value)
+        >>> print(zip_with(lambda x, y: x @ y, np.eye(2), np.ones((2, 2))))
         [1. 1.]
 
     See also:
