@@ -518,14 +518,20 @@ class Binary:
         y = self.apply(av, bv) if type(av) is Dual or type(bv) is Dual else self._plain(av, bv)
         shape = y.shape if type(y) is np.ndarray else shape_of(y)
         name = self.name
-        if an is not None:
-            guard = self.singular and not (self is power and _at_least_one(bv))
-            node = _term(self.da(av, bv, y), an, shape, name, guard)
-            if bn is not None:
-                other = _term(self.db(av, bv, y), bn, shape, name, self.singular)
-                node = Sum((node, other), shape)
+        if self.singular:  # a rule may divide by zero at the domain's edge: no warning
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                ca = None if an is None else self.da(av, bv, y)
+                cb = None if bn is None else self.db(av, bv, y)
         else:
-            node = _term(self.db(av, bv, y), bn, shape, name, self.singular)
+            ca = None if an is None else self.da(av, bv, y)
+            cb = None if bn is None else self.db(av, bv, y)
+        if an is not None:
+            node = _term(ca, an, shape, name)
+            if bn is not None:
+                node = Sum((node, _term(cb, bn, shape, name)), shape)
+        else:
+            assert bn is not None  # some operand is a Dual at this level
+            node = _term(cb, bn, shape, name)
         return mk(y, node)
 
     def _plain(self, a: Any, b: Any) -> Any:
@@ -544,17 +550,10 @@ class Binary:
             return call_kernel(self.name, self.kernel, a, b)  # raises the named ShapeError
 
 
-def _at_least_one(b: Any) -> bool:
-    """An exponent whose power rule b * a**(b-1) is finite everywhere."""
-    if type(b) is float or type(b) is int:
-        return b >= 1
-    return type(b) is not Dual and bool(np.all(np.asarray(b) >= 1))
-
-
-def _term(coef: Any, node: Node, shape: Shape, label: str, guard: bool) -> Node:
+def _term(coef: Any, node: Node, shape: Shape, label: str) -> Node:
     if coef is None:
         return node if node.shape == shape else Sum((node,), shape)
-    return scale(coef, node, shape, label, guard)
+    return scale(coef, node, shape, label)
 
 
 def _pow_da(a: Any, b: Any, y: Any) -> Any:
@@ -566,8 +565,21 @@ def _pow_da(a: Any, b: Any, y: Any) -> Any:
             return None
         if b == 2.0:
             return 2.0 * a
+        if type(a) is float:  # Python raises on 0.0 ** -0.5; numpy says inf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return b * float(np.float64(a) ** (b - 1.0))
         return b * a ** (b - 1.0)
-    return b * a ** (b - 1.0)
+    # An array of exponents: where one is 0 the power is constant, so its slope is 0
+    # (b * a**(b-1) would say 0 * inf at a = 0).
+    return where_nonzero(b, b * a ** (b - 1.0))
+
+
+def where_nonzero(b: Any, c: Any) -> Any:
+    """``c`` where ``b != 0``, else 0 (a selection, so 0 * inf never happens)."""
+    mask = np.asarray(primal(b)) != 0
+    if mask.all():
+        return c
+    return FUNCTIONS[np.where](mask, c, 0.0)
 
 
 def _pow_db(a: Any, b: Any, y: Any) -> Any:
@@ -635,6 +647,11 @@ def defop(name: str, kernel: Callable[..., Any], linearize: Linearize) -> Callab
             return call_kernel(name, kernel, *args_)
         primals, nodes = split(args_, top)
         y = apply(*primals)
+        if type(y) is Dual and y._node.source.tag >= top:
+            raise TypeError(
+                f"{name} closes over a value that the same transform differentiates, so "
+                "its rule would miss that dependence; pass the value as an argument"
+            )
         node = linearize(primals, y, nodes)
         return y if node is None else mk(y, node)
 
@@ -933,11 +950,20 @@ class Pointwise(Step):
 
 
 def _combine(op: Binary, a: Any, b: Any, y: Any, da: Any, db: Any) -> Any:
-    ca = op.da(a, b, y)
-    cb = op.db(a, b, y)
-    left = da if ca is None else ca * da
-    right = db if cb is None else cb * db
-    return left + right
+    """The derivative of ``op(f, g)`` from ``f' = da`` and ``g' = db`` (chain rule).
+
+    A side whose derivative is exactly 0 (a constant) is skipped, so ``f ** 2`` never
+    evaluates ``log(f)``, the exponent's partial.
+    """
+    total: Any = None
+    for side, d in ((op.da, da), (op.db, db)):
+        if type(d) is float and d == 0.0:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = side(a, b, y)
+        term = d if c is None else lin.times(c, d)
+        total = term if total is None else total + term
+    return 0.0 if total is None else total
 
 
 def _operand(f: Fn[Any, Any]) -> str:
@@ -1285,6 +1311,10 @@ def unit(x: T) -> Dual[T]:
     See also:
         bind, Dual
     """
+    if contains_dual(x):
+        # Inside bind, unit is the identity function: the chain rule composes nothing,
+        # so bind(m, unit) is m, derivative included (the right identity law).
+        return x  # type: ignore[return-value]
     leaves, tree = flatten(x)
     leaves = [check_leaf(v, "unit") for v in leaves]
     source = Source(tree, leaves)

@@ -200,68 +200,73 @@ def evaluate(node: Node) -> Tangent:
     return Tangent(node.source, node.shape, node.forward(ts))
 
 
+def times(t: Any, c: Any) -> Any:
+    """``t * c`` where ``0 * inf`` is 0: a (co)tangent that is exactly zero adds nothing.
+
+    A branch that ``where`` masked out sends back a zero cotangent; at the edge of its
+    domain (``sqrt`` at 0, ``exp`` overflowing) its coefficient is infinite, and IEEE's
+    ``0 * inf = nan`` would poison the gradient. Only products that came out nan are
+    looked at, and only those with a zero factor are changed, so real nans stay.
+    """
+    if type(t) is float and type(c) is float:
+        p = t * c
+        return 0.0 if p != p and (t == 0.0 or c == 0.0) else p
+    if getattr(type(t), "__fad_leaf__", False) or getattr(type(c), "__fad_leaf__", False):
+        return t * c  # Dual values of an enclosing transform
+    with np.errstate(invalid="ignore"):
+        r: Any = t * c
+    if isinstance(r, np.ndarray | np.floating) and np.isnan(np.sum(r)):
+        fixed = np.where((np.asarray(t) == 0) | (np.asarray(c) == 0), 0.0, r)
+        r = fixed.astype(np.result_type(r), copy=False)[()]
+    return r
+
+
 @final
 class Scale(Node):
     """``t -> coef * t`` with numpy broadcasting: the local derivative of most primitives.
 
-    ``label`` names the primitive that made it (for errors and traces). A ``guard``ed
-    scale treats a zero (co)tangent as exactly zero even where ``coef`` is infinite: at
-    the edge of a domain (``sqrt`` at 0) a branch that ``where`` masked out must add
-    nothing, not ``0 * inf = nan``.
+    ``label`` names the primitive that made it (for errors and traces).
     """
 
-    __slots__ = ("coef", "guard", "label")
+    __slots__ = ("coef", "label")
 
-    def __init__(
-        self, coef: Any, parent: Node, shape: Shape, label: str = "scale", guard: bool = False
-    ) -> None:
+    def __init__(self, coef: Any, parent: Node, shape: Shape, label: str = "scale") -> None:
         self.source = parent.source
         self.coef = coef
         self.parents = (parent,)
         self.shape = shape
         self.diag = parent.diag if shape == parent.shape else -1
         self.label = label
-        self.guard = guard
 
     @property
     def name(self) -> str:
         return self.label
 
-    def _times(self, t: Any) -> Any:
-        if not self.guard:
-            return t * self.coef
-        if type(t) is float:
-            return 0.0 if t == 0.0 else t * self.coef
-        with np.errstate(invalid="ignore"):  # the 0 * inf that np.where then discards
-            return np.where(t == 0, 0.0, t * self.coef)
-
     def forward(self, ts: list[Any]) -> Any:
         (t,) = ts
         if t is None:
             return None
-        return self._times(expand(t, self.parents[0].shape, len(self.shape)))
+        return times(expand(t, self.parents[0].shape, len(self.shape)), self.coef)
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        return (sum_to(self._times(ct), self.shape, self.parents[0].shape),)
+        return (sum_to(times(ct, self.coef), self.shape, self.parents[0].shape),)
 
 
-def scale(coef: Any, node: Node, shape: Shape, label: str = "scale", guard: bool = False) -> Node:
+def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
     """``Scale`` with chains of elementwise scalings fused into one coefficient.
 
     Fusing keeps an elementwise pipeline's derivative a single ``Scale`` of its input,
     so it costs one multiply per step and O(1) memory however deep the pipeline is.
-    Guarded scales are not fused: their zeros must stay exact.
     """
     if (
         type(node) is Scale
-        and not guard
-        and not node.guard
         and node.shape == shape
         and node.parents[0].shape == shape
         and _FUSE.get()
+        and not nan_checks_enabled()  # debug_nans names each primitive's adjoint
     ):
-        return Scale(coef * node.coef, node.parents[0], shape, f"{label} . {node.label}")
-    return Scale(coef, node, shape, label, guard)
+        return Scale(times(coef, node.coef), node.parents[0], shape, f"{label} . {node.label}")
+    return Scale(coef, node, shape, label)
 
 
 @final
@@ -429,14 +434,14 @@ class Sparse:
         self.base: Any = None
 
     def dense(self) -> Any:
-        z = np.zeros(self.shape, dtype=self.dtype) if self.base is None else np.array(self.base)
-        z = np.broadcast_to(z, self.shape).copy() if z.shape != self.shape else z
+        z = np.zeros(self.shape, dtype=self.dtype)
         for index, value in self.pieces:
             if is_basic(index):
                 z[index] += value
             else:
                 np.add.at(z, index, value)  # repeated indices accumulate
-        return z
+        # The base may be a Dual of an enclosing transform: add it, don't write into it.
+        return z if self.base is None else z + self.base
 
 
 def is_basic(index: Any) -> bool:
@@ -654,7 +659,7 @@ class Linear(LinearMap):
         back = pull_back(self._nodes, cts, len(self._source.inputs))
         nb = _batch(cts, self._out_shapes)
         back = [
-            _zeros(nb + i.shape, i.dtype) if b is None else b
+            _zeros(nb + i.shape, i.dtype) if b is None else _as_dtype(b, i.dtype)
             for b, i in zip(back, self._source.inputs, strict=True)
         ]
         return unflatten(self._source.tree, back)
@@ -714,7 +719,7 @@ class Linear(LinearMap):
             node = self._nodes[0]
             if node is inp:
                 return np.ones(inp.shape, dtype=inp.dtype)[()] if inp.shape else 1.0
-            if type(node) is Scale and node.parents[0] is inp and not node.guard:
+            if type(node) is Scale and node.parents[0] is inp:
                 c = node.coef  # the derivative of an elementwise pipeline, already fused
                 if type(c) is float or type(c) is int:
                     return float(c) if not inp.shape else np.full(inp.shape, c, inp.dtype)
@@ -777,8 +782,8 @@ def _as_dtype(x: Any, dtype: Any) -> Any:
     """
     if type(x) is float or type(x) is int:
         return x if dtype == np.float64 else np.asarray(x, dtype=dtype)[()]
-    if type(x) is np.ndarray and x.dtype != dtype and x.dtype.kind == "f":
-        return x.astype(dtype)
+    if (type(x) is np.ndarray or isinstance(x, np.floating)) and x.dtype != dtype:
+        return x.astype(dtype) if x.dtype.kind == "f" else x
     return x
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from . import _linear as lin
 from ._core import (
     Fn,
+    check_leaf,
     dtype_of,
     primal_tree,
     shape_of,
@@ -347,7 +348,7 @@ def _jac(mode: str) -> Callable[..., Callable[..., Any]]:
     ) -> Callable[..., Any]:
         def jac(*args: Any) -> Any:
             x, _ = _select(args, argnums)
-            leaves = flatten(x)[0]
+            leaves = [check_leaf(v, _Named(f)) for v in flatten(x)[0]]
             sizes = [int(np.prod(shape_of(v))) for v in leaves]
             if mode == "fwd":
                 return _jacfwd(f, args, argnums, has_aux, leaves, sizes)

@@ -149,12 +149,15 @@ class Elementwise(Step):
             except (OverflowError, ValueError, ZeroDivisionError):
                 with np.errstate(all="ignore"):  # numpy's inf or nan, as a Python float
                     c = float(self.rule(np.float64(v), np.float64(y)))
+        elif self.singular:  # the rule divides by zero at the domain's edge: no warning
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                c = self.rule(v, y)
         else:
             c = self.rule(v, y)
         shape = shape_of(y)
         if c is None:
             return mk(y, node if node.shape == shape else lin.Sum((node,), shape))
-        return mk(y, scale(c, node, shape, self.name, self.singular))
+        return mk(y, scale(c, node, shape, self.name))
 
     def value(self, x: Any) -> Any:
         if type(x) is float and self.fast_value is not None:
@@ -196,7 +199,8 @@ def elementwise(
 
     ``ufunc`` makes numpy's function of that name dispatch to it on ``Dual`` values.
     ``singular`` marks a rule that is infinite at the edge of its domain (``sqrt`` at 0):
-    its zero (co)tangents then stay exactly zero instead of ``0 * inf = nan``.
+    it is computed without numpy's divide-by-zero warning, which the function itself
+    never gave.
     """
     step = Elementwise(name, kernel, rule, domain, fast=fast, doc=doc, singular=singular)
     fn: Fn[Any, Any] = Fn((step,))
