@@ -13,6 +13,7 @@ Examples:
     0.5 0.25
 """
 
+from . import kernel as kernel
 from . import prims as prims
 from ._core import Dual as Dual
 from ._core import Fn as Fn
@@ -93,7 +94,7 @@ __all__ = [
     "DomainError", "Dual", "Fn", "LinearMap", "MixedInputsError", "ShapeError", "add",
     "affine", "bind", "clip", "comp", "concatenate", "const", "cos", "cross_entropy",
     "debug_nans", "derivative", "dot", "erf", "exp", "expm1", "fork", "fst", "grad",
-    "hessian", "hvp", "identity", "jacfwd", "jacobian", "jacrev", "jvp", "lift",
+    "hessian", "hvp", "identity", "jacfwd", "jacobian", "jacrev", "jvp", "kernel", "lift",
     "linearize", "log", "log1p", "logsumexp", "matmul", "mean", "mse", "multiply", "neg",
     "norm", "par", "pipe", "power", "primitive", "prims", "proj", "reciprocal",
     "register_container", "relu", "reshape", "sigmoid", "sin", "snd", "softmax", "softplus",

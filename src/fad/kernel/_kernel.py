@@ -14,6 +14,7 @@ from typing import Any, Final, final
 import numpy as np
 
 from .._core import Fn
+from .._transforms import linearize
 from .._errors import ShapeError, nan_checks_enabled
 from .._tree import Tree, flatten, leaf_tree, unflatten
 from ._codegen import Program, emit
@@ -271,9 +272,34 @@ class Kernel:
                 evaluate(entry, flat, outs, wd, max(self.chunk, 1 << 16))
             else:
                 self._run(entry, run, wd, flat, outs, n)
+        if n:
+            self._repair(entry.plan, flat, outs)
         for dst, src in copies:
             np.copyto(dst, src.reshape(dst.shape), casting="same_kind")
         return self._trees(entry.plan, results)
+
+    def _repair(self, p: Plan, flat: list[Any], outs: list[Any]) -> None:
+        """Recompute derivatives that came out nan through fad's own graph.
+
+        A fused product can meet ``0 * inf`` (``sqrt`` at 0 times a zero factor), where
+        fad's convention is 0 (see ``fad._linear.times``). Such places are rare; one
+        reduction per derivative finds them, and only they are recomputed.
+        """
+        n_out, n_in = p.n_out, p.n_in
+        derivs = outs[n_out:]
+        bad = [np.isnan(np.sum(d)) for d in derivs]
+        if not any(bad):
+            return
+        idx = np.flatnonzero(np.any([np.isnan(d) for d in derivs], axis=0))
+        sub = unflatten(p.in_tree, [x[idx] for x in flat])
+        with np.errstate(all="ignore"):
+            _, d = linearize(self.fn, sub)
+            for i in range(n_in):
+                ts = [np.zeros(idx.size, x.dtype) for x in flat]
+                ts[i] = np.ones(idx.size, flat[i].dtype)
+                got = flatten(d @ unflatten(p.in_tree, ts))[0]
+                for j in range(n_out):
+                    derivs[j * n_in + i][idx] = np.broadcast_to(got[j], idx.shape)
 
     def _run(
         self,
