@@ -14,8 +14,8 @@ from typing import Any, Final, final
 import numpy as np
 
 from .._core import Fn
-from .._transforms import linearize
 from .._errors import ShapeError, nan_checks_enabled
+from .._transforms import linearize
 from .._tree import Tree, flatten, leaf_tree, unflatten
 from ._codegen import Program, emit
 from ._plan import Plan, plan, unsupported_steps
