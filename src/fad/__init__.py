@@ -15,6 +15,12 @@ Examples:
 
 from . import kernel as kernel
 from . import prims as prims
+from ._blocks import checkpoint as checkpoint
+from ._blocks import fold as fold
+from ._blocks import map as map
+from ._blocks import scan as scan
+from ._blocks import unfold as unfold
+from ._blocks import zip_with as zip_with
 from ._core import Dual as Dual
 from ._core import Fn as Fn
 from ._core import bind as bind
@@ -88,16 +94,17 @@ from .prims import tanh as tanh
 from .prims import transpose as transpose
 from .prims import where as where
 
-# abs, sum, min and max are public too, but left out of __all__ so that a star
+# abs, sum, min, max and map are public too, but left out of __all__ so that a star
 # import does not shadow Python's builtins.
 __all__ = [
     "DomainError", "Dual", "Fn", "LinearMap", "MixedInputsError", "ShapeError", "add",
-    "affine", "bind", "clip", "comp", "concatenate", "const", "cos", "cross_entropy",
-    "debug_nans", "derivative", "dot", "erf", "exp", "expm1", "fork", "fst", "grad",
-    "hessian", "hvp", "identity", "jacfwd", "jacobian", "jacrev", "jvp", "kernel", "lift",
-    "linearize", "log", "log1p", "logsumexp", "matmul", "mean", "mse", "multiply", "neg",
-    "norm", "par", "pipe", "power", "primitive", "prims", "proj", "reciprocal",
-    "register_container", "relu", "reshape", "sigmoid", "sin", "snd", "softmax", "softplus",
-    "sqrt", "square", "stack", "stop_gradient", "tan", "tanh", "transpose", "unit",
-    "value_and_derivative", "value_and_grad", "vjp", "where",
+    "affine", "bind", "checkpoint", "clip", "comp", "concatenate", "const", "cos",
+    "cross_entropy", "debug_nans", "derivative", "dot", "erf", "exp", "expm1", "fold",
+    "fork", "fst", "grad", "hessian", "hvp", "identity", "jacfwd", "jacobian", "jacrev",
+    "jvp", "kernel", "lift", "linearize", "log", "log1p", "logsumexp", "matmul", "mean",
+    "mse", "multiply", "neg", "norm", "par", "pipe", "power", "primitive", "prims", "proj",
+    "reciprocal", "register_container", "relu", "reshape", "scan", "sigmoid", "sin", "snd",
+    "softmax", "softplus", "sqrt", "square", "stack", "stop_gradient", "tan", "tanh",
+    "transpose", "unfold", "unit", "value_and_derivative", "value_and_grad", "vjp", "where",
+    "zip_with",
 ]  # fmt: skip
