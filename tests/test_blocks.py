@@ -298,6 +298,7 @@ def test_zip_with_equals_a_python_loop(data: Any) -> None:
             np.testing.assert_allclose(got, np.stack(want), rtol=1e-12)
             laws.check_finite_differences(zip_with(f), (xs, ys))
     assert _row_ndim(fad.fst * (fad.snd >> fad.sin), (1, 1)) == 1
+    assert _row_ndim(fad.fst * 2.0, (1, 1)) == 1
 
 
 # -------------------------------------------------------------------------- currying

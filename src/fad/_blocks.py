@@ -143,10 +143,20 @@ def _zeros_row(leaves: list[Any], tree: Tree) -> Any:
 # computes primal values alone.
 
 
+def _open(v: Any) -> Any:
+    """A structured ``Dual`` (an ``Fn`` called on plain values returns one) as a pytree.
+
+    Otherwise a pointed step unpacking its carry ``a, b = carry`` would get the
+    ``(value, deriv)`` of a ``Dual`` instead.
+    """
+    return unpack(v) if type(v) is Dual else v
+
+
 def _pair(out: Any, who: str) -> tuple[Any, Any]:
+    out = _open(out)
     if not (isinstance(out, tuple | list) and len(out) == 2):
         raise TypeError(f"the step of {who} must return a pair (carry, y), got {out!r}")
-    return out[0], out[1]
+    return _open(out[0]), _open(out[1])
 
 
 def _fold(f: Fn[Any, Any], init: Any, xs: Any, every: int, diff: bool) -> Any:
@@ -157,7 +167,7 @@ def _fold(f: Fn[Any, Any], init: Any, xs: Any, every: int, diff: bool) -> Any:
     carry = init
     # A loop, not recursion: a 100,000-step fold must not reach the recursion limit.
     for x in _rows(leaves, tree):
-        carry = call((carry, x))
+        carry = _open(call((carry, x)))
     return carry
 
 
@@ -206,7 +216,7 @@ def _map(f: Fn[Any, Any], xs: Any, diff: bool) -> Any:
     if n == 0:
         return _stack([], _probe(f, _zeros_row(leaves, tree)))
     call = f.run if diff else f.value
-    return _stack([call(x) for x in _rows(leaves, tree)])
+    return _stack([_open(call(x)) for x in _rows(leaves, tree)])
 
 
 def _zip_with(f: Fn[Any, Any], xs: Any, ys: Any, every: int, diff: bool) -> Any:
@@ -234,11 +244,12 @@ def _row_ndim(f: Fn[Any, Any], desc: Desc) -> Desc | None:
     applying it row by row and stacking, else ``None`` (then ``map`` loops).
 
     ``desc`` gives the rows' ndim (a tuple of them for a tuple of arrays). Proven row-wise:
-    elementwise primitives; ``matmul(W)``/``dot(w)`` with a 1-d or 2-d operand on rows of
-    at least one dimension; ``sum``, ``mean``, ``max``, ``min``, ``logsumexp`` with negative
-    axes and ``softmax`` on its last axes; arithmetic between row-wise functions whose rows
-    have one ndim (or with constants of no more dimensions); ``fst``/``snd``/``proj(i)`` of
-    tuples, ``fork`` and ``par``. A pipeline is row-wise when every step is.
+    elementwise primitives (which keep each row's shape); ``matmul(W)``/``dot(w)`` with a
+    1-d or 2-d operand on rows of at least one dimension; ``sum``, ``mean``, ``max``,
+    ``min``, ``logsumexp`` with negative axes and ``softmax`` on its last axes; arithmetic
+    between row-wise functions whose rows have one ndim (or with constants of no more
+    dimensions); ``fst``/``snd``/``proj(i)`` of tuples, ``fork`` and ``par``. A pipeline
+    is row-wise when every step is.
     """
     for step in f.steps:
         desc = _step_row_ndim(step, desc)
@@ -260,6 +271,8 @@ def _step_row_ndim(step: Step, d: Desc) -> Desc | None:
         return None if any(o is None for o in outs) else outs
     if t is Pointwise:
         return _pointwise_row_ndim(step, d)  # type: ignore[arg-type]
+    if t is Const:
+        return _Scalar(np.ndim(step.c))  # type: ignore[attr-defined]
     if type(d) is tuple:
         index = step.index if t is Proj else None  # type: ignore[attr-defined]
         if type(index) is int and -len(d) <= index < len(d):
@@ -267,8 +280,6 @@ def _step_row_ndim(step: Step, d: Desc) -> Desc | None:
         return None
     if type(d) is not int:
         return None
-    if t is Const:
-        return _Scalar(np.ndim(step.c))  # type: ignore[attr-defined]
     if step.elementwise:
         return d
     if t is Configurable:
@@ -383,7 +394,7 @@ class Block(Step):
             if v is not _NO:
                 parts.append(f"{name}={_show(v)}")
         if self.every:
-            parts.append(f"checkpoint={self.every}")
+            parts.append(f"checkpoint={self.every if self.every > 0 else True}")
         return f"{self.kind}({', '.join(parts)})"
 
 
@@ -512,6 +523,9 @@ def fold(step: StepFn, init: Any = _NO, xs: Any = _NO, *, checkpoint: bool | int
     pytree. ``xs`` is an array or a pytree of arrays of one length; with length 0 the
     result is ``init``. Curried: ``fold(step)`` is the ``Fn`` of ``(init, xs)``,
     ``fold(step, init)`` the ``Fn`` of ``xs`` and ``fold(step, xs=xs)`` that of ``init``.
+    Fully applied to plain values outside any transform, a block returns the plain
+    result, as numpy code would (the curried ``Fn`` gives a ``Dual`` there); inside a
+    transform, or on ``Dual`` values, it records.
 
     Reverse mode records every step (memory linear in the length, no recursion).
     ``checkpoint=True`` records one node per segment of about √T steps instead and
@@ -898,7 +912,7 @@ def _segmented(
 def _fold_segment(f: Fn[Any, Any], carry: Any, xs: Any) -> Any:
     leaves, tree = flatten(xs)
     for x in _rows(leaves, tree):
-        carry = f.run((carry, x))
+        carry = _open(f.run((carry, x)))
     return carry
 
 
