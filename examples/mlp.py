@@ -1,11 +1,12 @@
 """A two-layer MLP written point-free with ``map`` and ``>>``, trained on three spirals.
 
-The network is one pipeline over the rows of a batch::
+The layers are one pipeline, applied to every row of a batch with ``map``::
 
-    map(matmul(W1) + const(b1) >> tanh >> matmul(W2) + const(b2)) >> cross_entropy(labels)
+    layers = matmul(W1) + const(b1) >> tanh >> matmul(W2) + const(b2)
+    loss = cross_entropy(labels)(map(layers, points))
 
 ``map`` sees that every step acts row by row (a matrix product, adding a vector,
-``tanh``) and runs it once on the whole batch: no Python loop over the samples. Its
+``tanh``) and runs it once on the whole batch: no Python loop over the samples. The
 gradient with respect to the weights, which the pipeline closes over, comes from
 ``fad.value_and_grad`` in reverse mode. Training is plain gradient descent with momentum
 on a synthetic data set made here: three interleaved spirals in the plane, which no
@@ -39,18 +40,21 @@ def spirals(n: int, rng: np.random.Generator) -> tuple[Any, Any]:
     return points, labels
 
 
-def network(params: Params) -> fad.Fn[Any, Any]:
-    """Logits for a batch of points: a map over the rows, vectorised."""
+def layers(params: Params) -> fad.Fn[Any, Any]:
+    """The logits of one point, as a pipeline closing over the weights."""
     w1, b1, w2, b2 = params
-    return map(fad.matmul(w1) + fad.const(b1) >> fad.tanh >> fad.matmul(w2) + fad.const(b2))
+    return fad.matmul(w1) + fad.const(b1) >> fad.tanh >> fad.matmul(w2) + fad.const(b2)
 
 
 def loss(params: Params, points: Any, labels: Any) -> Any:
-    return (network(params) >> fad.cross_entropy(labels))(points)
+    # map(f, xs) applied to the data differentiates with respect to the weights alone;
+    # the curried (map(f) >> loss)(xs) would also form the derivative in the data.
+    return fad.cross_entropy(labels)(map(layers(params), points))
 
 
 def accuracy(params: Params, points: Any, labels: Any) -> float:
-    return float(np.mean(np.argmax(network(params).value(points), axis=1) == labels))
+    logits = map(layers(params), points)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
 def main() -> None:
