@@ -43,7 +43,6 @@ from _timing import (  # noqa: E402
 )
 
 import fad  # noqa: E402
-from fad._blocks import map  # noqa: E402
 
 ag = optional("autograd")
 anp = optional("autograd.numpy")
@@ -74,11 +73,11 @@ def layers(params: Any) -> fad.Fn[Any, Any]:
 
 
 def point_free_loss(params: Any, x: Array, labels: Array) -> Any:
-    return fad.cross_entropy(labels)(map(layers(params), x))
+    return fad.cross_entropy(labels)(fad.map(layers(params), x))
 
 
 def pipeline_loss(params: Any, x: Array, labels: Array) -> Any:
-    return (map(layers(params)) >> fad.cross_entropy(labels))(x)
+    return (fad.map(layers(params)) >> fad.cross_entropy(labels))(x)
 
 
 def pointed_loss(params: Any, x: Array, labels: Array) -> Any:

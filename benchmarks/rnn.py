@@ -43,7 +43,6 @@ from _timing import (  # noqa: E402
 )
 
 import fad  # noqa: E402
-from fad._blocks import fold, scan  # noqa: E402
 
 ag = optional("autograd")
 anp = optional("autograd.numpy")
@@ -72,14 +71,16 @@ def fad_loss(params: Any, xs: Array, targets: Array, checkpoint: bool = False) -
         h = np.tanh(h @ wh + x @ wx + b)
         return h, h
 
-    _, hs = scan(cell, np.zeros(HIDDEN), xs, checkpoint=checkpoint)
+    _, hs = fad.scan(cell, np.zeros(HIDDEN), xs, checkpoint=checkpoint)
     return np.mean((hs @ v - targets) ** 2)
 
 
 def fad_last_state_loss(params: Any, xs: Array, targets: Array, checkpoint: bool = False) -> Any:
     """The same cell folded: a loss on the last state only, so nothing is stacked."""
     wh, wx, b, v = params
-    h = fold(lambda h, x: np.tanh(h @ wh + x @ wx + b), np.zeros(HIDDEN), xs, checkpoint=checkpoint)
+    h = fad.fold(
+        lambda h, x: np.tanh(h @ wh + x @ wx + b), np.zeros(HIDDEN), xs, checkpoint=checkpoint
+    )
     return (h @ v - targets[-1]) ** 2
 
 

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 import fad
-from fad._blocks import map
 
 CLASSES, HIDDEN = 3, 64
 TRAIN_TARGET, TEST_TARGET = 0.97, 0.93
@@ -43,17 +42,20 @@ def spirals(n: int, rng: np.random.Generator) -> tuple[Any, Any]:
 def layers(params: Params) -> fad.Fn[Any, Any]:
     """The logits of one point, as a pipeline closing over the weights."""
     w1, b1, w2, b2 = params
-    return fad.matmul(w1) + fad.const(b1) >> fad.tanh >> fad.matmul(w2) + fad.const(b2)
+    f: fad.Fn[Any, Any] = (
+        fad.matmul(w1) + fad.const(b1) >> fad.tanh >> fad.matmul(w2) + fad.const(b2)
+    )
+    return f
 
 
 def loss(params: Params, points: Any, labels: Any) -> Any:
-    # map(f, xs) applied to the data differentiates with respect to the weights alone;
-    # the curried (map(f) >> loss)(xs) would also form the derivative in the data.
-    return fad.cross_entropy(labels)(map(layers(params), points))
+    # fad.map(f, xs) applied to the data differentiates with respect to the weights alone;
+    # the curried (fad.map(f) >> loss)(xs) would also form the derivative in the data.
+    return fad.cross_entropy(labels)(fad.map(layers(params), points))
 
 
 def accuracy(params: Params, points: Any, labels: Any) -> float:
-    logits = map(layers(params), points)
+    logits = fad.map(layers(params), points)
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 import fad
-from fad._blocks import scan
 
 HIDDEN, INPUT, STEPS = 64, 32, 50
 
@@ -45,7 +44,7 @@ def loss(params: Params, xs: Any, targets: Any, checkpoint: bool = False) -> Any
         h = np.tanh(h @ wh + x @ wx + b)
         return h, h
 
-    _, hs = scan(cell, np.zeros(HIDDEN), xs, checkpoint=checkpoint)
+    _, hs = fad.scan(cell, np.zeros(HIDDEN), xs, checkpoint=checkpoint)
     return np.mean((hs @ v - targets) ** 2)
 
 

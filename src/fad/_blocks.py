@@ -490,13 +490,12 @@ def map(f: StepFn, xs: Any = _NO) -> Any:
     Examples:
         >>> import fad
         >>> import numpy as np
-        >>> from fad._blocks import map
-        >>> layer = map(fad.matmul(np.eye(2)) >> fad.tanh)   # vectorised
+        >>> layer = fad.map(fad.matmul(np.eye(2)) >> fad.tanh)   # vectorised
         >>> print(layer.value(np.zeros((3, 2))).shape)
         (3, 2)
-        >>> print(map(lambda x: x[0] * x[1]).value(np.array([[1.0, 2.0], [3.0, 4.0]])))
+        >>> print(fad.map(lambda x: x[0] * x[1]).value(np.array([[1.0, 2.0], [3.0, 4.0]])))
         [ 2. 12.]
-        >>> print(fad.grad(lambda w: map(lambda x: x @ w, np.eye(2)).sum())(np.ones(2)))
+        >>> print(fad.grad(lambda w: fad.map(lambda x: x @ w, np.eye(2)).sum())(np.ones(2)))
         [1. 1.]
 
     See also:
@@ -544,13 +543,12 @@ def fold(step: StepFn, init: Any = _NO, xs: Any = _NO, *, checkpoint: bool | int
     Examples:
         >>> import fad
         >>> import numpy as np
-        >>> from fad._blocks import fold
         >>> xs = np.array([1.0, 2.0, 3.0])
-        >>> print(fold(lambda c, x: c * x, 1.0, xs))
+        >>> print(fad.fold(lambda c, x: c * x, 1.0, xs))
         6.0
-        >>> fad.grad(lambda a: fold(lambda c, x: a * c + x, 0.0, xs))(2.0)   # a² + 2a + 3
+        >>> fad.grad(lambda a: fad.fold(lambda c, x: a * c + x, 0.0, xs))(2.0)   # a² + 2a + 3
         6.0
-        >>> print(fold(fad.lift(lambda c, x: c + x), xs=xs).value(10.0))
+        >>> print(fad.fold(fad.lift(lambda c, x: c + x), xs=xs).value(10.0))
         16.0
 
     See also:
@@ -585,11 +583,11 @@ def scan(step: StepFn, init: Any = _NO, xs: Any = _NO, *, checkpoint: bool | int
         ``(carry, ys)``, or a curried ``Fn`` when arguments are left out.
 
     Examples:
+        >>> import fad
         >>> import numpy as np
-        >>> from fad._blocks import scan
         >>> def running_sum(c, x):
         ...     return c + x, c + x
-        >>> carry, ys = scan(running_sum, 0.0, np.array([1.0, 2.0, 3.0]))
+        >>> carry, ys = fad.scan(running_sum, 0.0, np.array([1.0, 2.0, 3.0]))
         >>> print(carry, ys)
         6.0 [1. 3. 6.]
 
@@ -625,8 +623,7 @@ def unfold(step: StepFn, init: Any = _NO, n: Any = _NO) -> Any:
 
     Examples:
         >>> import fad
-        >>> from fad._blocks import unfold
-        >>> powers = unfold(lambda s: (2.0 * s, s), n=4)
+        >>> powers = fad.unfold(lambda s: (2.0 * s, s), n=4)
         >>> print(powers.value(1.0))
         [1. 2. 4. 8.]
         >>> print(fad.jacobian(powers)(1.0))
@@ -665,10 +662,10 @@ def zip_with(f: StepFn, xs: Any = _NO, ys: Any = _NO) -> Any:
     Examples:
         >>> import fad
         >>> import numpy as np
-        >>> from fad._blocks import zip_with
-        >>> print(zip_with(fad.fst * fad.snd).value((np.array([1.0, 2.0]), np.array([3.0, 4.0]))))
+        >>> xs, ys = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+        >>> print(fad.zip_with(fad.fst * fad.snd).value((xs, ys)))
         [3. 8.]
-        >>> print(zip_with(lambda x, y: x @ y, np.eye(2), np.ones((2, 2))))
+        >>> print(fad.zip_with(lambda x, y: x @ y, np.eye(2), np.ones((2, 2))))
         [1. 1.]
 
     See also:
@@ -715,8 +712,7 @@ def checkpoint(f: StepFn) -> Fn[Any, Any]:
 
     Examples:
         >>> import fad
-        >>> from fad._blocks import checkpoint
-        >>> f = checkpoint(lambda x: fad.sin(x) * x)
+        >>> f = fad.checkpoint(lambda x: fad.sin(x) * x)
         >>> print(round(fad.grad(f)(1.0), 6))
         1.381773
 
