@@ -17,7 +17,7 @@ from hypothesis import strategies as hs
 
 import fad
 from fad import laws
-from fad._blocks import _row_ndim, checkpoint, fold, map, scan, unfold, zip_with
+from fad._blocks import _row_ndim
 
 SETTINGS = settings(max_examples=20, deadline=None)
 
@@ -60,9 +60,9 @@ def python_fold(step: Any, init: Any, xs: Any) -> Any:
 @given(recurrences())
 def test_fold_equals_a_python_loop(r: dict[str, Any]) -> None:
     expected = python_fold(cell(r["W"], r["U"]), r["init"], r["xs"])
-    got = fold(cell(r["W"], r["U"]), r["init"], r["xs"])
+    got = fad.fold(cell(r["W"], r["U"]), r["init"], r["xs"])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    np.testing.assert_allclose(fold(cell(r["W"], r["U"]))((r["init"], r["xs"])).value, expected)
+    np.testing.assert_allclose(fad.fold(cell(r["W"], r["U"]))((r["init"], r["xs"])).value, expected)
 
 
 @SETTINGS
@@ -70,7 +70,7 @@ def test_fold_equals_a_python_loop(r: dict[str, Any]) -> None:
 def test_fold_derivatives_in_init_xs_and_closed_over_weights(r: dict[str, Any]) -> None:
     def f(args: Any) -> Any:
         init, xs, W, U = args
-        return fold(cell(W, U), init, xs)
+        return fad.fold(cell(W, U), init, xs)
 
     point = (r["init"], r["xs"], r["W"], r["U"])
     laws.check_finite_differences(f, point)
@@ -82,16 +82,16 @@ def test_fold_derivatives_in_init_xs_and_closed_over_weights(r: dict[str, Any]) 
 def test_fold_with_a_point_free_step(r: dict[str, Any]) -> None:
     step = fad.lift(lambda h, x: h @ r["W"] + x @ r["U"]) >> fad.tanh
     expected = python_fold(cell(r["W"], r["U"]), r["init"], r["xs"])
-    np.testing.assert_allclose(fold(step, r["init"], r["xs"]), expected, rtol=1e-12)
+    np.testing.assert_allclose(fad.fold(step, r["init"], r["xs"]), expected, rtol=1e-12)
     pair = fad.fst >> fad.matmul(r["W"])
     point_free = (pair + (fad.snd >> fad.matmul(r["U"]))) >> fad.tanh
-    np.testing.assert_allclose(fold(point_free, r["init"], r["xs"]), expected, rtol=1e-12)
-    laws.check_finite_differences(lambda a: fold(point_free, *a), (r["init"], r["xs"]))
+    np.testing.assert_allclose(fad.fold(point_free, r["init"], r["xs"]), expected, rtol=1e-12)
+    laws.check_finite_differences(lambda a: fad.fold(point_free, *a), (r["init"], r["xs"]))
 
 
 def test_fold_of_length_zero_is_init_with_the_identity_derivative() -> None:
-    assert fold(lambda c, x: c * x, 2.0, np.zeros(0)) == 2.0
-    assert fad.grad(lambda c: fold(lambda c, x: c * x, c, np.zeros(0)))(2.0) == 1.0
+    assert fad.fold(lambda c, x: c * x, 2.0, np.zeros(0)) == 2.0
+    assert fad.grad(lambda c: fad.fold(lambda c, x: c * x, c, np.zeros(0)))(2.0) == 1.0
 
 
 def test_fold_carries_a_pytree_and_reads_a_tuple_of_arrays() -> None:
@@ -103,11 +103,11 @@ def test_fold_carries_a_pytree_and_reads_a_tuple_of_arrays() -> None:
         return total + a, vec * a + b
 
     def f(init: Any) -> Any:
-        total, vec = fold(step, init, xs)
+        total, vec = fad.fold(step, init, xs)
         return total + np.sum(vec)
 
     point = (1.0, np.array([0.5, -0.5]))
-    total, vec = fold(step, point, xs)
+    total, vec = fad.fold(step, point, xs)
     assert total == 7.0
     np.testing.assert_array_equal(vec, [16.0, 16.0])
     laws.check_finite_differences(f, point)
@@ -118,12 +118,14 @@ def test_nested_derivatives_through_a_fold() -> None:
     xs = np.zeros(4)
 
     def power4(a: Any) -> Any:
-        return fold(lambda c, x: c * a + x, 1.0, xs)  # a ** 4
+        return fad.fold(lambda c, x: c * a + x, 1.0, xs)  # a ** 4
 
     assert fad.derivative(power4)(2.0) == 32.0
     assert fad.derivative(fad.derivative(power4))(2.0) == 48.0
     # The loop closes over a value of the outer transform: perturbations stay apart.
-    f = fad.derivative(lambda x: x * fad.derivative(lambda y: fold(lambda c, _: c + y, x, xs))(1.0))
+    f = fad.derivative(
+        lambda x: x * fad.derivative(lambda y: fad.fold(lambda c, _: c + y, x, xs))(1.0)
+    )
     assert f(1.0) == 4.0
 
 
@@ -131,7 +133,7 @@ def test_a_fold_of_100_000_steps_in_reverse_mode() -> None:
     n = 100_000
     xs = np.random.default_rng(0).uniform(-1.0, 1.0, n)
     a = 0.999
-    g = fad.grad(lambda a: fold(lambda c, x: c * a + x, 0.0, xs))(a)
+    g = fad.grad(lambda a: fad.fold(lambda c, x: c * a + x, 0.0, xs))(a)
     # By hand: c_t = sum_s a ** (t - 1 - s) x_s, so
     # dc_n/da = sum_s (n - 1 - s) a ** (n - 2 - s) x_s.
     k = np.arange(n)[::-1]
@@ -159,7 +161,7 @@ def test_scan_equals_a_python_loop(r: dict[str, Any]) -> None:
         h = np.tanh(h @ W + x @ U)
         return h, (h, np.sum(h))
 
-    carry, (hs_, sums) = scan(step, r["init"], r["xs"])
+    carry, (hs_, sums) = fad.scan(step, r["init"], r["xs"])
     c, ys = python_scan(step, r["init"], r["xs"])
     t, d = len(r["xs"]), len(r["init"])
     assert hs_.shape == (t, d) and sums.shape == (t,)
@@ -175,7 +177,7 @@ def test_scan_derivatives(r: dict[str, Any]) -> None:
     def f(args: Any) -> Any:
         init, xs, W, U = args
         h = cell(W, U)
-        carry, ys = scan(lambda c, x: (h(c, x), h(c, x) * 2.0), init, xs)
+        carry, ys = fad.scan(lambda c, x: (h(c, x), h(c, x) * 2.0), init, xs)
         return carry, ys
 
     point = (r["init"], r["xs"], r["W"], r["U"])
@@ -192,7 +194,7 @@ def test_unfold_equals_a_python_loop_and_differentiates(n: int, a: float, s0: fl
     def step(s: Any) -> Any:
         return np.sin(a * s + 1.0), s * s
 
-    ys = unfold(step, s0, n)
+    ys = fad.unfold(step, s0, n)
     state, expected = s0, []
     for _ in range(n):
         state, y = step(state)
@@ -201,18 +203,20 @@ def test_unfold_equals_a_python_loop_and_differentiates(n: int, a: float, s0: fl
     np.testing.assert_allclose(ys, np.array(expected), rtol=1e-12)
 
     def f(p: Any) -> Any:
-        return unfold(lambda s: (np.sin(p[0] * s + 1.0), s * s), p[1], n)
+        return fad.unfold(lambda s: (np.sin(p[0] * s + 1.0), s * s), p[1], n)
 
     laws.check_finite_differences(f, (a, s0))
 
 
 def test_unfold_curries_on_the_count() -> None:
-    powers = unfold(lambda s: (2.0 * s, s), n=4)
+    powers = fad.unfold(lambda s: (2.0 * s, s), n=4)
     assert repr(powers) == "unfold(<lambda>, n=4)"
     np.testing.assert_array_equal(fad.jacobian(powers)(1.0), [1.0, 2.0, 4.0, 8.0])
-    np.testing.assert_array_equal(unfold(lambda s: (2.0 * s, s))((1.0, 3)).value, [1.0, 2.0, 4.0])
+    np.testing.assert_array_equal(
+        fad.unfold(lambda s: (2.0 * s, s))((1.0, 3)).value, [1.0, 2.0, 4.0]
+    )
     with pytest.raises(ValueError, match="whole number"):
-        unfold(lambda s: (s, s), 1.0, 2.5)
+        fad.unfold(lambda s: (s, s), 1.0, 2.5)
 
 
 # ------------------------------------------------------------------------------- map
@@ -255,7 +259,7 @@ def test_map_loops_over_what_it_cannot_prove_row_wise(f: fad.Fn[Any, Any]) -> No
 @given(data=hs.data())
 def test_map_equals_stacking_the_rows(f: fad.Fn[Any, Any], data: Any) -> None:
     xs = arrays(data.draw, (data.draw(hs.integers(0, 4)), 2))
-    got = fad.lift(map(f)).value(xs)
+    got = fad.lift(fad.map(f)).value(xs)
     rows = [f.value(x) for x in xs]
     if not rows:
         assert all(np.shape(v)[0] == 0 for v in fad._tree.flatten(got)[0])
@@ -264,18 +268,18 @@ def test_map_equals_stacking_the_rows(f: fad.Fn[Any, Any], data: Any) -> None:
     for g, column in zip(fad._tree.flatten(got)[0], columns, strict=True):
         np.testing.assert_allclose(g, np.stack(column), rtol=1e-12)
     if len(xs):
-        laws.check_finite_differences(map(f), xs)
-        laws.check_modes_agree(map(f), xs)
+        laws.check_finite_differences(fad.map(f), xs)
+        laws.check_modes_agree(fad.map(f), xs)
 
 
 def test_map_differentiates_closed_over_weights_in_both_paths() -> None:
     xs = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
 
     def vectorised(W: Any) -> Any:
-        return map(fad.matmul(W) >> fad.tanh, xs)
+        return fad.map(fad.matmul(W) >> fad.tanh, xs)
 
     def looped(W: Any) -> Any:
-        return map(lambda x: np.tanh(x @ W), xs)
+        return fad.map(lambda x: np.tanh(x @ W), xs)
 
     W = W23 - 0.4
     np.testing.assert_allclose(fad.jacrev(vectorised)(W), fad.jacrev(looped)(W), rtol=1e-12)
@@ -291,12 +295,12 @@ def test_zip_with_equals_a_python_loop(data: Any) -> None:
     n = data.draw(hs.integers(0, 4))
     xs, ys = arrays(data.draw, (n, 3)), arrays(data.draw, (n, 3))
     for f in (lambda x, y: np.sum(x * np.sin(y)), fad.fst * (fad.snd >> fad.sin)):
-        got = zip_with(f, xs, ys)
+        got = fad.zip_with(f, xs, ys)
         want = [fad.lift(f).value((x, y)) for x, y in zip(xs, ys, strict=True)]
         assert got.shape[0] == n
         if n:
             np.testing.assert_allclose(got, np.stack(want), rtol=1e-12)
-            laws.check_finite_differences(zip_with(f), (xs, ys))
+            laws.check_finite_differences(fad.zip_with(f), (xs, ys))
     assert _row_ndim(fad.fst * (fad.snd >> fad.sin), (1, 1)) == 1
     assert _row_ndim(fad.fst * 2.0, (1, 1)) == 1
 
@@ -311,28 +315,28 @@ def test_curried_blocks_agree_and_compose() -> None:
     def step(c: Any, x: Any) -> Any:
         return np.tanh(c + x)
 
-    full = fold(step, init, xs)
-    for g in (fold(step)((init, xs)), fold(step, init)(xs), fold(step, xs=xs)(init)):
+    full = fad.fold(step, init, xs)
+    for g in (fad.fold(step)((init, xs)), fad.fold(step, init)(xs), fad.fold(step, xs=xs)(init)):
         np.testing.assert_allclose(g.value, full)
     # A pipeline: rows are scaled, folded, then summed; its gradient is xs's shape.
-    pipeline = fad.multiply(2.0) >> fold(step, init) >> fad.sum
+    pipeline = fad.multiply(2.0) >> fad.fold(step, init) >> fad.sum
     assert repr(pipeline) == "multiply(2.0) >> fold(step, init=<2>) >> sum"
     assert fad.grad(pipeline)(xs).shape == xs.shape
     laws.check_finite_differences(pipeline, xs)
-    assert repr(scan(step)) == "scan(step)"
-    assert repr(zip_with(fad.fst * fad.snd, ys=xs)) == "zip_with((fst * snd), ys=<2x2>)"
-    assert repr(map(fad.tanh)) == "map(tanh)"
+    assert repr(fad.scan(step)) == "scan(step)"
+    assert repr(fad.zip_with(fad.fst * fad.snd, ys=xs)) == "zip_with((fst * snd), ys=<2x2>)"
+    assert repr(fad.map(fad.tanh)) == "map(tanh)"
 
 
 def test_blocks_explain_bad_input() -> None:
     with pytest.raises(fad.ShapeError, match="leading axis"):
-        fold(lambda c, x: c + x, 0.0, 1.0)
+        fad.fold(lambda c, x: c + x, 0.0, 1.0)
     with pytest.raises(fad.ShapeError, match="different lengths"):
-        fold(lambda c, x: c, 0.0, (np.zeros(2), np.zeros(3)))
+        fad.fold(lambda c, x: c, 0.0, (np.zeros(2), np.zeros(3)))
     with pytest.raises(TypeError, match=r"pair \(carry, y\)"):
-        scan(lambda c, x: c, 0.0, np.zeros(2))
+        fad.scan(lambda c, x: c, 0.0, np.zeros(2))
     with pytest.raises(TypeError, match=r"expects a pair \(init, xs\)"):
-        fold(lambda c, x: c).value(np.zeros(2))
+        fad.fold(lambda c, x: c).value(np.zeros(2))
 
 
 # ---------------------------------------------------------------------- checkpointing
@@ -345,7 +349,7 @@ def rnn_loss(params: Any, xs: Any, every: Any) -> Any:
         h = np.tanh(h @ W + x @ U)
         return h, np.sum(h * h)
 
-    h, ys = scan(step, h0, xs, checkpoint=every)
+    h, ys = fad.scan(step, h0, xs, checkpoint=every)
     return np.sum(ys) + np.sum(h)
 
 
@@ -380,14 +384,14 @@ def test_checkpoint_recomputes_a_function_of_several_outputs_and_closures() -> N
     def f(p: Any) -> Any:
         a, b = p
         W = a * 2.0  # a closed-over value with a history of its own
-        g = checkpoint(lambda x: (np.sin(x * W), np.cos(x) * b))
+        g = fad.checkpoint(lambda x: (np.sin(x * W), np.cos(x) * b))
         u, v = g(np.array([0.5, 1.5]) * b)
         return np.sum(u) + np.sum(v * v)
 
     point = (np.array([0.3, -0.2]), 0.7)
     laws.check_finite_differences(f, point)
     laws.check_modes_agree(f, point)
-    assert repr(checkpoint(fad.sin)) == "checkpoint(sin)"
+    assert repr(fad.checkpoint(fad.sin)) == "checkpoint(sin)"
 
 
 def test_checkpointing_keeps_a_fraction_of_the_memory() -> None:
@@ -396,7 +400,7 @@ def test_checkpointing_keeps_a_fraction_of_the_memory() -> None:
 
     def peak(every: Any) -> int:
         def loss(W: Any) -> Any:
-            return np.sum(fold(lambda h, x: np.tanh(h @ W + x), xs[0], xs, checkpoint=every))
+            return np.sum(fad.fold(lambda h, x: np.tanh(h @ W + x), xs[0], xs, checkpoint=every))
 
         tracemalloc.start()
         try:
