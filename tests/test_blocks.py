@@ -89,6 +89,30 @@ def test_fold_with_a_point_free_step(r: dict[str, Any]) -> None:
     laws.check_finite_differences(lambda a: fad.fold(point_free, *a), (r["init"], r["xs"]))
 
 
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_every_block_at_lengths_zero_one_and_two(n: int) -> None:
+    rng = np.random.default_rng(n)
+    xs, ys, w = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)), rng.normal(size=2)
+
+    def blocks(p: Any) -> Any:
+        w, xs, ys = p
+        return (
+            fad.fold(lambda c, x: np.tanh(c * w + x), w, xs),
+            fad.scan(lambda c, x: (c * x, np.sum(c * w)), w, xs),
+            fad.map(lambda x: np.sin(x) * w, xs),
+            fad.zip_with(lambda x, y: np.sum(x * y * w), xs, ys),
+            fad.unfold(lambda s: (s * 0.5, s + w), w, n),
+        )
+
+    fold_, (carry, sums), mapped, zipped, unfolded = blocks((w, xs, ys))
+    assert carry.shape == (2,) and sums.shape == (n,)
+    assert mapped.shape == (n, 2) and zipped.shape == (n,)
+    assert unfolded.shape == (n, 2)
+    np.testing.assert_allclose(fold_, python_fold(lambda c, x: np.tanh(c * w + x), w, xs))
+    laws.check_finite_differences(blocks, (w, xs, ys))
+    laws.check_modes_agree(blocks, (w, xs, ys))
+
+
 def test_fold_of_length_zero_is_init_with_the_identity_derivative() -> None:
     assert fad.fold(lambda c, x: c * x, 2.0, np.zeros(0)) == 2.0
     assert fad.grad(lambda c: fad.fold(lambda c, x: c * x, c, np.zeros(0)))(2.0) == 1.0
