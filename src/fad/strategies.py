@@ -50,13 +50,14 @@ except ImportError as e:  # pragma: no cover (the extra is installed for the tes
         'pip install "fad[test]"'
     ) from e
 
+from . import prims as fad_prims
 from ._core import Const, Fn, Pointwise, Step, as_fn, pipe
 from ._tree import flatten
 from .prims import _declare
 from .prims._declare import Domain, Elementwise
 from .prims.parametric import add, affine, clip, multiply, power
 
-__all__ = ["arrays", "pipelines", "points"]
+__all__ = ["arrays", "compositions", "pipelines", "points"]
 
 Vec = NDArray[np.float64]
 Mask = NDArray[np.bool_]
@@ -192,13 +193,23 @@ def _coef(lo: float, hi: float) -> hs.SearchStrategy[float]:
     return hs.floats(lo, hi, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 2))
 
 
-_POWERS: Final = (2.0, 3.0, -1.0, 0.5, -2.0, 1.5, 4.0, 1.0, 0.0, -0.5)
+def _scale() -> hs.SearchStrategy[float]:
+    """A nonzero factor: multiplying by 0 would hide every derivative upstream of it.
+
+    Short numbers first, so a counterexample shrinks to ``multiply(1.0)``.
+    """
+    free = _coef(-3.0, 3.0).filter(lambda v: abs(v) >= 0.1)
+    return hs.one_of(hs.sampled_from((1.0, -1.0, 2.0, 0.5, -2.0, -0.5, 3.0, 1.5)), free)
+
+
+# No 0.0: a constant would hide the derivative of everything before it.
+_POWERS: Final = (2.0, 3.0, -1.0, 0.5, -2.0, 1.5, 4.0, 1.0, -0.5)
 
 FAMILIES: Final[tuple[Family, ...]] = (
-    Family("multiply", multiply, hs.tuples(_coef(-3.0, 3.0))),
+    Family("multiply", multiply, hs.tuples(_scale())),
     Family("add", add, hs.tuples(_coef(-3.0, 3.0))),
     Family("power", power, hs.tuples(hs.sampled_from(_POWERS))),
-    Family("affine", affine, hs.tuples(_coef(-3.0, 3.0), _coef(-3.0, 3.0))),
+    Family("affine", affine, hs.tuples(_scale(), _coef(-3.0, 3.0))),
     Family(
         "clip",
         lambda lo, width: clip(lo, round(lo + width, 2)),
@@ -210,7 +221,8 @@ _FACTORIES: Final = {fam.build: fam for fam in FAMILIES} | {clip: FAMILIES[-1]}
 
 @dataclass(frozen=True)
 class _Context:
-    named: tuple[Fn[Any, Any], ...]
+    named: tuple[Fn[Any, Any], ...]  # the primitives under test: half of the draws
+    others: tuple[Fn[Any, Any], ...]  # fad's own, when user primitives are declared
     families: tuple[Family, ...]
     arithmetic: bool
     shape: tuple[int, ...]
@@ -237,11 +249,24 @@ Kind = Callable[[Draw, _Context, _State, int, int], "tuple[Fn[Any, Any], _State]
 def _kind_named(
     draw: Draw, ctx: _Context, state: _State, depth: int, nest: int
 ) -> tuple[Fn[Any, Any], _State] | None:
-    """A registered primitive, among those some probes survive."""
-    options = [(p, s) for p in ctx.named if (s := state.then(p)) is not None]
-    if not options:
+    """A registered primitive; if no probe would survive it, the next one that some do.
+
+    When users have declared primitives, half of the draws take one of theirs (and
+    shrinking goes to them): they are what is being tested. The index is drawn among
+    all primitives, not among the feasible ones, so a drawn primitive stays the same
+    when the shrinker deletes the steps before it.
+    """
+    group = ctx.named
+    if ctx.others and (not group or draw(hs.booleans())):
+        group = ctx.others
+    if not group:
         return None
-    return draw(hs.sampled_from(options))  # type: ignore[no-any-return]
+    k = draw(hs.integers(0, len(group) - 1))
+    for p in (*group[k:], *group[:k], *ctx.named, *ctx.others):
+        s = state.then(p)
+        if s is not None:
+            return p, s
+    return None
 
 
 def _kind_family(
@@ -270,6 +295,8 @@ def _kind_binary(
     op = draw(hs.sampled_from(_BINARY))
     f, _ = draw(_chain(ctx, state, sub, nest + 1))
     g, _ = draw(_chain(ctx, state, sub, nest + 1))
+    if op in "-/" and repr(f) == repr(g):
+        return None  # f - f and f / f are constants: they would hide f's derivative
     h = {"+": f + g, "*": f * g, "-": f - g, "/": f / g}[op]
     s = state.then(h)
     return None if s is None else (h, s)
@@ -283,7 +310,7 @@ def _kind_number(
         return None
     form = draw(hs.sampled_from(_WITH_NUMBER))
     f, _ = draw(_chain(ctx, state, max(1, depth // 2), nest + 1))
-    c = draw(_coef(-3.0, 3.0))
+    c = draw(_scale() if form in ("c * f", "c / f") else _coef(-3.0, 3.0))
     if form == "c + f":
         h = c + f
     elif form == "c * f":
@@ -369,8 +396,55 @@ def pipelines(
     See also:
         points, fad.laws
     """
-    if max_depth < 1:
-        raise ValueError(f"max_depth must be at least 1, got {max_depth}")
+    parts = compositions(1, max_depth, prims, shape, arithmetic=arithmetic)
+    return parts.map(lambda fs: fs[0])
+
+
+def _builtin(p: Fn[Any, Any]) -> bool:
+    """Whether ``p`` is one of fad's own primitives (exported by ``fad.prims``)."""
+    return getattr(fad_prims, repr(p), None) is p
+
+
+def compositions(
+    n: int = 2,
+    max_depth: int = 2,
+    prims: Sequence[Fn[Any, Any] | Callable[..., Fn[Any, Any]]] | None = None,
+    shape: tuple[int, ...] = (),
+    *,
+    arithmetic: bool = True,
+) -> hs.SearchStrategy[tuple[Fn[Any, Any], ...]]:
+    """``n`` pipelines that compose: ``f1 >> f2 >> ...`` has points in its domain.
+
+    Each pipeline is drawn where the previous ones leave the probes, so ``g`` in
+    ``(f, g)`` only gets primitives whose domain contains values of ``f``. This is what
+    ``laws.check_chain_rule(f, g, x)`` and ``laws.check_associativity(f, g, h, x)``
+    need; draw ``x`` with ``points(f1 >> f2 >> ...)``.
+
+    Args:
+        n: how many pipelines.
+        max_depth: the most steps in each.
+        prims: as for ``pipelines``.
+        shape: as for ``pipelines``.
+        arithmetic: as for ``pipelines``.
+
+    Returns:
+        A strategy of ``n``-tuples of ``fad.Fn`` values.
+
+    Examples:
+        >>> from hypothesis import given, settings, strategies as hs
+        >>> from fad import laws, strategies as st
+        >>> @settings(max_examples=10, deadline=None)
+        ... @given(st.compositions(2), hs.data())
+        ... def test_chain_rule(fg, data):
+        ...     f, g = fg
+        ...     laws.check_chain_rule(f, g, data.draw(st.points(f >> g)))
+        >>> test_chain_rule()
+
+    See also:
+        pipelines, points
+    """
+    if max_depth < 1 or n < 1:
+        raise ValueError(f"n and max_depth must be at least 1, got {n} and {max_depth}")
     named_given: tuple[Fn[Any, Any], ...] | None = None
     families: tuple[Family, ...] = FAMILIES
     if prims is not None:
@@ -390,14 +464,24 @@ def pipelines(
     shape = tuple(shape)
 
     @hs.composite
-    def draw_pipeline(draw: Draw) -> Fn[Any, Any]:
-        named = named_given if named_given is not None else tuple(_declare.REGISTRY.values())
-        ctx = _Context(named, families, arithmetic, shape)
+    def draw_parts(draw: Draw) -> tuple[Fn[Any, Any], ...]:
+        # The registry is read when drawing, so primitives declared later take part.
+        others: tuple[Fn[Any, Any], ...] = ()
+        if named_given is not None:
+            named = named_given
+        else:
+            registered = tuple(_declare.REGISTRY.values())
+            named = tuple(p for p in registered if not _builtin(p))
+            others = tuple(p for p in registered if _builtin(p))
+        ctx = _Context(named, others, families, arithmetic, shape)
         state = _State(_PROBES.copy(), np.ones(_PROBES.shape, dtype=bool))
-        f, _ = draw(_chain(ctx, state, max_depth, 0))
-        return f  # type: ignore[no-any-return]
+        parts: list[Fn[Any, Any]] = []
+        for _ in range(n):
+            f, state = draw(_chain(ctx, state, max_depth, 0))
+            parts.append(f)
+        return tuple(parts)
 
-    return draw_pipeline()
+    return draw_parts()
 
 
 # --------------------------------------------------------------------------- points
