@@ -589,8 +589,18 @@ def _pow_db(a: Any, b: Any, y: Any) -> Any:
 add = Binary("add", "+", np.add, lambda a, b, y: None, lambda a, b, y: None)
 subtract = Binary("subtract", "-", np.subtract, lambda a, b, y: None, lambda a, b, y: -1.0)
 multiply = Binary("multiply", "*", np.multiply, lambda a, b, y: b, lambda a, b, y: a)
+
+
+def _over(a: Any, b: Any) -> Any:
+    """``a / b`` with numpy's inf and nan for Python floats (Python raises on b = 0)."""
+    if type(b) is float and b == 0.0 and (type(a) is float or type(a) is int):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.float64(a) / b)
+    return a / b
+
+
 divide = Binary(
-    "divide", "/", np.true_divide, lambda a, b, y: 1.0 / b, lambda a, b, y: -y / b, True
+    "divide", "/", np.true_divide, lambda a, b, y: _over(1.0, b), lambda a, b, y: _over(-y, b), True
 )
 power = Binary("power", "**", np.power, _pow_da, _pow_db, True)
 

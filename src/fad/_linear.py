@@ -718,14 +718,14 @@ class Linear(LinearMap):
             (inp,) = self._source.inputs
             node = self._nodes[0]
             if node is inp:
-                return np.ones(inp.shape, dtype=inp.dtype)[()] if inp.shape else 1.0
+                return _ones(inp.shape, inp.dtype)
             if type(node) is Scale and node.parents[0] is inp:
                 c = node.coef  # the derivative of an elementwise pipeline, already fused
                 if type(c) is float or type(c) is int:
-                    return float(c) if not inp.shape else np.full(inp.shape, c, inp.dtype)
+                    return times(_ones(inp.shape, inp.dtype), c)
                 if shape_of(c) == inp.shape and type(c) is np.ndarray:
                     return c.copy()  # the caller owns what it gets
-            return self @ np.ones(inp.shape, dtype=inp.dtype)[()]
+            return self @ _ones(inp.shape, inp.dtype)
         return self.dense()
 
 
@@ -785,6 +785,13 @@ def _as_dtype(x: Any, dtype: Any) -> Any:
     if (type(x) is np.ndarray or isinstance(x, np.floating)) and x.dtype != dtype:
         return x.astype(dtype) if x.dtype.kind == "f" else x
     return x
+
+
+def _ones(shape: Shape, dtype: Any) -> Any:
+    """Ones of the input's shape and dtype; a Python 1.0 for a float64 scalar."""
+    if not shape and dtype == np.float64:
+        return 1.0
+    return np.ones(shape, dtype=dtype)[()]
 
 
 def _zeros(shape: Shape, dtype: Any) -> Any:

@@ -309,7 +309,9 @@ def value_and_derivative(f: Callable[..., Any]) -> Callable[[Any], tuple[Any, An
                     pass
             if type(x) is np.ndarray and x.dtype.kind == "f":
                 y, dy = f.ew(x)
-                return y, (np.broadcast_to(dy, x.shape).copy() if np.shape(dy) != x.shape else dy)
+                if np.shape(dy) != x.shape:  # a constant slope: an array the caller owns
+                    dy = np.full(x.shape, dy, dtype=np.result_type(y))
+                return y, dy
         out, d, _ = _trace(f, (x,), 0, False)
         if d._is_diagonal() or (d.in_shapes == ((),) and d.out_shapes == ((),)):
             (inp,) = d._source.inputs
