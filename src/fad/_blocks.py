@@ -723,6 +723,7 @@ def checkpoint(f: StepFn) -> Fn[Any, Any]:
 
 
 def _remat(f: Fn[Any, Any], x: Any) -> Any:
+    """Run ``f`` on ``x`` recorded, then replace its record by one ``_RematNode``."""
     x = unpack(x)
     out = unpack(f.run(x))  # the forward pass, recorded; the record is dropped below
     ins, tree = flatten(x)
