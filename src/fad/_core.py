@@ -15,6 +15,7 @@ stack, so transforms are thread-safe.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import operator
@@ -651,22 +652,24 @@ def defop(name: str, kernel: Callable[..., Any], linearize: Linearize) -> Callab
     by ``linearize``'s caller, so this only handles positional operands.
     """
 
-    def apply(*args: Any) -> Any:
-        args_, top = top_level(args, name)
-        if top == 0:
-            return call_kernel(name, kernel, *args_)
-        primals, nodes = split(args_, top)
-        y = apply(*primals)
-        if type(y) is Dual and y._node.source.tag >= top:
-            raise TypeError(
-                f"{name} closes over a value that the same transform differentiates, so "
-                "its rule would miss that dependence; pass the value as an argument"
-            )
-        node = linearize(primals, y, nodes)
-        return y if node is None else mk(y, node)
+    return functools.partial(_apply_op, name, kernel, linearize)
 
-    apply.__name__ = name
-    return apply
+
+def _apply_op(name: str, kernel: Callable[..., Any], linearize: Linearize, *args: Any) -> Any:
+    # A module-level function, not a closure calling itself: a self-referencing closure
+    # per primitive call would leave a reference cycle per call for the collector.
+    args_, top = top_level(args, name)
+    if top == 0:
+        return call_kernel(name, kernel, *args_)
+    primals, nodes = split(args_, top)
+    y = _apply_op(name, kernel, linearize, *primals)
+    if type(y) is Dual and y._node.source.tag >= top:
+        raise TypeError(
+            f"{name} closes over a value that the same transform differentiates, so "
+            "its rule would miss that dependence; pass the value as an argument"
+        )
+    node = linearize(primals, y, nodes)
+    return y if node is None else mk(y, node)
 
 
 def _one(nodes: list[Node | None]) -> tuple[Node]:
@@ -921,7 +924,10 @@ class Const(Step):
         return self.c, 0.0
 
     def __repr__(self) -> str:
-        return f"const({self.c!r})"
+        c = self.c
+        if isinstance(c, np.ndarray) and c.size > 4:
+            return f"const(<{'x'.join(map(str, c.shape))}>)"
+        return f"const({c!r})"
 
 
 @final
@@ -978,7 +984,8 @@ def _combine(op: Binary, a: Any, b: Any, y: Any, da: Any, db: Any) -> Any:
 
 def _operand(f: Fn[Any, Any]) -> str:
     if len(f.steps) == 1 and type(f.steps[0]) is Const:
-        return repr(f.steps[0].c)
+        r = repr(f.steps[0])
+        return r[len("const(") : -1]
     r = repr(f)
     return f"({r})" if len(f.steps) > 1 else r
 
@@ -1149,7 +1156,12 @@ class Fn(Generic[A, B]):
 
     # -- pointwise arithmetic
     def _pointwise(self, op: Binary, other: Any, flip: bool = False) -> Fn[Any, Any]:
-        g = other if isinstance(other, Fn) else (const(other) if is_number(other) else as_fn(other))
+        if isinstance(other, Fn):
+            g = other
+        elif is_number(other) or type(other) is Dual:  # a value: the constant function
+            g = const(other)
+        else:
+            g = as_fn(other)
         f, g = (g, self) if flip else (self, g)
         return Fn((Pointwise(op, f, g),))
 

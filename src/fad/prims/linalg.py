@@ -35,7 +35,17 @@ def matmul_values(a: Any, b: Any) -> Any:
             it = iter(ts)
             total: Any = None
             if an is not None:
-                total = np.matmul(next(it), bv)
+                ta = next(it)
+                if a1 and len(shape_of(bv)) > 2:
+                    # numpy puts a 1-d left operand in a row; with a batch of them that
+                    # row must be explicit, below the matrix stack's own leading axes.
+                    nb = shape_of(ta)[:-1]
+                    row = np.reshape(
+                        ta, nb + (1,) * (len(shape_of(bv)) - 2) + (1, shape_of(ta)[-1])
+                    )
+                    total = np.matmul(row, bv)[..., 0, :]
+                else:
+                    total = np.matmul(ta, bv)
             if bn is not None:
                 tb = next(it)
                 batched = len(shape_of(tb)) > len(shape_of(bv))
@@ -55,7 +65,12 @@ def matmul_values(a: Any, b: Any) -> Any:
             nb = len(shape_of(ct)) - len(out)
             res = []
             if an is not None:
-                ga = _arr(ct)[..., None] * bv if b1 else np.matmul(ct, _swap(bv))
+                if b1:
+                    ga = _arr(ct)[..., None] * bv
+                elif a1 and len(shape_of(bv)) > 2:
+                    ga = np.matmul(_arr(ct)[..., None, :], _swap(bv))[..., 0, :]
+                else:
+                    ga = np.matmul(ct, _swap(bv))
                 res.append(lin.sum_to(ga, shape_of(ga)[nb:], shape_of(av)))
             if bn is not None:
                 if b1 and len(shape_of(av)) == 2:

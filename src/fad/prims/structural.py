@@ -142,9 +142,29 @@ def _stack(xs: Sequence[Any], axis: int = 0) -> Any:
     for x in xs:
         if shape_of(x) != shape:
             raise ValueError(f"stack needs arrays of one shape, got {shape} and {shape_of(x)}")
-    ax = axis % (len(shape) + 1)
-    new = (*shape[:ax], 1, *shape[ax:])
-    return _concatenate([_reshape(x, new) for x in xs], ax)
+    nd = len(shape) + 1
+    ax = axis % nd
+    neg = ax - nd  # counted from the end, so leading batch axes of tangents pass through
+
+    def lin_(p: list[Any], y: Any, nodes: list[lin.Node | None]) -> lin.Node:
+        # One node for the whole stack (a scan stacks one value per step).
+        parents = tuple(n for n in nodes if n is not None)
+        where = [i for i, n in enumerate(nodes) if n is not None]
+
+        def fwd(*ts: Any) -> Any:
+            batch = shape_of(ts[0])[: len(shape_of(ts[0])) - len(shape)]
+            full: list[Any] = [np.zeros(batch + shape, dtype=dtype_of(ts[0]))] * len(p)
+            for i, t in zip(where, ts, strict=True):
+                full[i] = t
+            return np.stack(full, axis=neg)
+
+        def back(ct: Any) -> list[Any]:
+            lead = (slice(None),) * (len(shape_of(ct)) - nd + ax)
+            return [ct[(*lead, i)] for i in where]
+
+        return lin.Op("stack", parents, shape_of(y), fwd, back)
+
+    return defop("stack", lambda *vs: np.stack(vs, axis=ax), lin_)(*xs)
 
 
 def stack(xs: Any = _NO, axis: int = 0) -> Any:
