@@ -109,7 +109,7 @@ def power(k: float) -> Fn[Any, Any]:
         return kf * x ** (kf - 1.0)
 
     return elementwise(
-        f"power({_num(k)})", lambda x: np.power(x, kf) if not kf.is_integer() else x**n,
+        f"power({_num(k)})", lambda x: np.power(x, kf),
         rule, domain, fast=(fast_value, lambda x, y: rule(x, y)), register=False,
         singular=kf < 1.0 and kf != 0.0,
     )  # fmt: skip
