@@ -8,14 +8,14 @@ functions (``(sin >> exp) + cos``, ``2.0 / tanh``). ``points(f)`` draws points w
 step of ``f`` receives a value inside its primitive's domain, away from its kinks, with
 all intermediate values moderate (``|v| <= 1000``), so nothing overflows and finite
 differences are meaningful. Both shrink to readable counterexamples: a failing pipeline
-becomes its shortest failing prefix of the simplest primitives, e.g.
-``multiply(-1.0) >> exp >> add(1.0) >> reciprocal``, and a point becomes a short number.
+becomes a short one of the simplest primitives that still fails, printed as code
+(``multiply(-1.0) >> exp >> add(1.0) >> reciprocal``), and a point a short number.
 
 How domains propagate: every drawn pipeline is evaluated, as it is built, on a fixed
 grid of a few hundred probe inputs; a step is only added if enough probes stay valid
 (``sin >> log`` keeps the probes where ``sin(x) > 0``). ``points(f)`` draws from the
-valid probes, or a free float checked the same way, so it never filters and never trips
-hypothesis' health checks.
+valid probes, or a free float checked the same way, so for elementwise functions it
+never filters and never trips hypothesis' health checks.
 
 Needs the ``test`` extra (``pip install "fad[test]"``), which brings hypothesis.
 
@@ -73,7 +73,7 @@ LIMIT: Final = 4.0
 
 # Probe inputs: short numbers first (what shrinking lands on), then a grid offset from
 # round numbers (so kinks at 0, 1, ... are not hit exactly), then wider magnitudes for
-# domains such as log >> log >> log (x > e ** e).
+# domains such as log >> log >> add(-1.0) >> log (x > e ** e).
 _NICE: Final = (
     1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.5, -1.5, 0.25, -0.25, 3.0, -3.0, 0.75, -0.75,
     2.5, -2.5, 3.5, -3.5, 0.1, -0.1, 4.0, -4.0,
@@ -375,7 +375,9 @@ def pipelines(
         prims: the primitives to draw from: ``Fn`` values, and the factories
             ``fad.add``, ``fad.multiply``, ``fad.power``, ``fad.affine``, ``fad.clip``
             for parameterised ones. By default every registered primitive (built-in or
-            added with ``fad.primitive``) and every factory, read when drawing.
+            added with ``fad.primitive``) and every factory, read when drawing. Half
+            of the primitive steps take one that is not fad's own, if there are any:
+            a user's primitives are what is being tested, and shrinking goes to them.
         shape: the input shape the pipelines are for (all primitives so far are
             elementwise, so any shape works; vector primitives will use it).
         arithmetic: whether to combine pipelines with ``+ - * /`` and numbers.
@@ -396,8 +398,15 @@ def pipelines(
     See also:
         points, fad.laws
     """
-    parts = compositions(1, max_depth, prims, shape, arithmetic=arithmetic)
-    return parts.map(lambda fs: fs[0])
+    parts = _parts(1, max_depth, prims, shape, arithmetic)
+
+    # A composite, not compositions(1).map(...): hypothesis prints a mapped value as
+    # the mapping applied to its input, and the counterexample should read as code.
+    @hs.composite
+    def one(draw: Draw) -> Fn[Any, Any]:
+        return parts(draw)[0]
+
+    return one()
 
 
 def _builtin(p: Fn[Any, Any]) -> bool:
@@ -443,6 +452,23 @@ def compositions(
     See also:
         pipelines, points
     """
+    parts = _parts(n, max_depth, prims, shape, arithmetic)
+
+    @hs.composite
+    def many(draw: Draw) -> tuple[Fn[Any, Any], ...]:
+        return parts(draw)
+
+    return many()
+
+
+def _parts(
+    n: int,
+    max_depth: int,
+    prims: Sequence[Fn[Any, Any] | Callable[..., Fn[Any, Any]]] | None,
+    shape: tuple[int, ...],
+    arithmetic: bool,
+) -> Callable[[Draw], tuple[Fn[Any, Any], ...]]:
+    """How to draw ``n`` composable pipelines, the arguments checked once."""
     if max_depth < 1 or n < 1:
         raise ValueError(f"n and max_depth must be at least 1, got {n} and {max_depth}")
     named_given: tuple[Fn[Any, Any], ...] | None = None
@@ -463,16 +489,11 @@ def compositions(
         named_given, families = tuple(named_list), tuple(fam_list)
     shape = tuple(shape)
 
-    @hs.composite
     def draw_parts(draw: Draw) -> tuple[Fn[Any, Any], ...]:
         # The registry is read when drawing, so primitives declared later take part.
-        others: tuple[Fn[Any, Any], ...] = ()
-        if named_given is not None:
-            named = named_given
-        else:
-            registered = tuple(_declare.REGISTRY.values())
-            named = tuple(p for p in registered if not _builtin(p))
-            others = tuple(p for p in registered if _builtin(p))
+        pool = named_given if named_given is not None else tuple(_declare.REGISTRY.values())
+        named = tuple(p for p in pool if not _builtin(p))
+        others = tuple(p for p in pool if _builtin(p))
         ctx = _Context(named, others, families, arithmetic, shape)
         state = _State(_PROBES.copy(), np.ones(_PROBES.shape, dtype=bool))
         parts: list[Fn[Any, Any]] = []
@@ -481,7 +502,7 @@ def compositions(
             parts.append(f)
         return tuple(parts)
 
-    return draw_parts()
+    return draw_parts
 
 
 # --------------------------------------------------------------------------- points
