@@ -190,6 +190,16 @@ def test_parameterised_primitives_are_named_by_the_call_that_builds_them() -> No
     assert repr(fad.clip(0, 1)) == "clip(0.0, 1.0)"
 
 
+@pytest.mark.parametrize("x", [-1.0, np.float64(-1.0), np.array([-1.0, 4.0])], ids=repr)
+def test_a_non_integer_power_of_a_negative_number_is_nan_not_complex(x: Any) -> None:
+    # Outside the domain fad follows numpy: nan. Python's (-1.0) ** -0.5 is complex.
+    with np.errstate(invalid="ignore"):
+        y, d = fad.power(0.5)(x)
+        derivative = np.asarray(d @ np.ones_like(np.asarray(x)))
+    assert np.isnan(np.asarray(y).ravel()[0]) and derivative.dtype.kind == "f"
+    assert np.isnan(derivative.ravel()[0])
+
+
 def test_kink_conventions() -> None:
     # At a kink the derivative follows JAX and PyTorch: relu and abs give 0, clip gives 1.
     assert fad.derivative(fad.relu)(0.0) == 0.0
