@@ -106,11 +106,18 @@ def power(k: float) -> Fn[Any, Any]:
             return 0.0 * x
         if kf == 1.0:
             return None
+        if type(x) is float:  # Python's (-1.0) ** -0.5 is complex; numpy's is nan
+            return kf * float(np.power(x, kf - 1.0))
         return kf * x ** (kf - 1.0)
+
+    def fast_rule(x: float, y: float) -> Any:
+        if kf == 0.0 or kf == 1.0:
+            return rule(x, y)
+        return kf * math.pow(x, kf - 1.0)  # ValueError off the domain: numpy's path
 
     return elementwise(
         f"power({_num(k)})", lambda x: np.power(x, kf),
-        rule, domain, fast=(fast_value, lambda x, y: rule(x, y)), register=False,
+        rule, domain, fast=(fast_value, fast_rule), register=False,
         singular=kf < 1.0 and kf != 0.0,
     )  # fmt: skip
 
