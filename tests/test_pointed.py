@@ -24,6 +24,7 @@ from hypothesis import strategies as hs
 from hypothesis.extra import numpy as hnp
 
 import fad
+from _numeric import close, flat, leaves, numerical_jacobian, value_of
 from fad import fst, snd
 
 # (rtol, atol) by what is compared: two exact computations of one number in a different
@@ -37,49 +38,6 @@ seeds = hs.integers(0, 2**32 - 1)
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def leaves(tree: Any) -> list[Any]:
-    if isinstance(tree, tuple | list):
-        return [leaf for item in tree for leaf in leaves(item)]
-    if isinstance(tree, dict):
-        return [leaf for key in tree for leaf in leaves(tree[key])]
-    return [tree]
-
-
-def flat(tree: Any) -> np.ndarray:
-    parts = [np.ravel(np.asarray(leaf, dtype=np.float64)) for leaf in leaves(tree)]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def close(actual: Any, expected: Any, tols: tuple[float, float], what: str = "") -> None:
-    """Elementwise |a - e| <= atol + rtol * max(1, max|e|)."""
-    a, e = flat(actual), flat(expected)
-    assert a.shape == e.shape, f"{what}: {a.shape} vs {e.shape}"
-    rtol, atol = tols
-    scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
-    np.testing.assert_allclose(a, e, rtol=0, atol=atol + rtol * scale, err_msg=what)
-
-
-def value_of(f: Callable[..., Any], x: Any) -> Any:
-    return f.value(x) if isinstance(f, fad.Fn) else fad.lift(f).value(x)
-
-
-def numerical_jacobian(f: Callable[..., Any], x: np.ndarray) -> np.ndarray:
-    """d f / d x by the 5-point central stencil (error O(h**4)); shape out + in."""
-    x = np.asarray(x, dtype=np.float64)
-    y0 = np.asarray(value_of(f, x), dtype=np.float64)
-    jac = np.zeros(y0.shape + x.shape)
-    for i in np.ndindex(x.shape):
-        h = 1e-3 * max(1.0, abs(float(x[i])))
-
-        def at(k: float, i: tuple[int, ...] = i, h: float = h) -> np.ndarray:
-            z = x.copy()
-            z[i] += k * h
-            return np.asarray(value_of(f, z), dtype=np.float64)
-
-        jac[(Ellipsis, *i)] = (at(-2) - 8 * at(-1) + 8 * at(1) - at(2)) / (12 * h)
-    return jac
 
 
 def check_against_finite_differences(f: Callable[..., Any], x: np.ndarray, what: str) -> None:
