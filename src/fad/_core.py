@@ -22,7 +22,7 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final, overload
+from typing import Any, Generic, TypeVar, cast, final, overload
 
 import numpy as np
 
@@ -1441,7 +1441,3 @@ def pipe(*fs: Any) -> Fn[Any, Any]:
     for f in fs:
         steps.extend(as_fn(f).steps)
     return Fn(steps)
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    _check_fn: Fn[float, float] = identity
