@@ -765,13 +765,22 @@ def _fd_second(f: Any, fn: Fn[Any, Any], x: Any, t: Any, r: float, a: float) -> 
         )  # fmt: skip
 
     # <w, H t> against mixed second differences of the values alone.
+    s_noise = np.zeros(1)
+
     def mixed(h: float) -> tuple[Vec, Vec]:
         corners = [_s_at(s64, x64, t, w, a_, b_) for a_, b_ in ((h, h), (h, -h), (-h, h), (-h, -h))]
         total = corners[0] - corners[1] - corners[2] + corners[3]
         size = sum(abs(c) for c in corners)
-        return np.array([total / (4.0 * h * h)]), np.array([_EPS_ROUND * size / (4.0 * h * h)])
+        rounding = _EPS_ROUND * size + 4.0 * float(s_noise[0])
+        return np.array([total / (4.0 * h * h)]), np.array([rounding / (4.0 * h * h)])
 
-    fd2, err2, _ = _ridders(mixed, _first_step(mixed, _start_step(x, t, w)))
+    h0 = _first_step(mixed, _start_step(x, t, w))
+    s_noise = _noise(
+        lambda d: np.array([_s_at(s64, x64, t, w, d, d)]),
+        np.array([_s_at(s64, x64, t, w, 0.0, 0.0)]),
+        h0,
+    )
+    fd2, err2, _ = _ridders(mixed, h0)
     lhs = float(np.sum(_vec(w) * h_ad))
     rhs = float(fd2[0])
     scale = float(np.sum(np.abs(_vec(w) * h_ad))) + abs(rhs)
@@ -794,6 +803,23 @@ def _fd_second(f: Any, fn: Fn[Any, Any], x: Any, t: Any, r: float, a: float) -> 
             + f"\n  |difference| = {abs(lhs - rhs):.3g} > tolerance {tol2:.3g}"
             + f" (rtol={r:g}, atol={a:g})"
         )  # fmt: skip
+
+
+def _noise(fun: Callable[[float], Vec], f0: Vec, h0: float) -> Vec:
+    """How far a computed function's rounding reaches: its jitter between close points.
+
+    Cancellation can make a computation's rounding far more than an ulp of its value
+    (``1 - tanh(x)**2`` where ``tanh(x)`` is nearly 1), and finite differences over a
+    step ``h`` carry that jitter divided by ``h``. Fourth differences at the smallest
+    steps the tables use show it: the smooth part is ``h**4`` times the fourth
+    derivative there, negligible, while rounding of size ``e`` gives up to ``16 e``.
+    """
+    noise = np.zeros_like(f0)
+    for factor in _STARTS[-2:]:
+        h = h0 * factor / _CON ** (_NTAB - 1)
+        d4 = fun(2 * h) - 4 * fun(h) + 6 * f0 - 4 * fun(-h) + fun(-2 * h)
+        noise = np.fmax(noise, np.where(np.isfinite(d4), np.abs(d4) / 6.0, 0.0))
+    return noise
 
 
 def _s_at(s: Callable[[Any], Any], x: Any, t: Any, w: Any, a: float, b: float) -> float:
@@ -851,14 +877,16 @@ def _directional(along: Callable[[float], Vec], y0: Vec, x: Any, t: Any) -> tupl
     rounded to its precision, per unit of ``rtol``.
     """
     finite0 = np.isfinite(y0)
+    noise = np.zeros_like(y0)
 
     def central(h: float) -> tuple[Vec, Vec]:
         up, down = along(h), along(-h)
         c = np.where(finite0, (up - down) / (2.0 * h), 0.0)
         size = np.abs(up) + np.abs(down) + 2.0 * np.abs(np.where(finite0, y0, 0.0))
-        return c, _EPS_ROUND * size / (2.0 * h)
+        return c, (_EPS_ROUND * size + 2.0 * noise) / (2.0 * h)
 
     h0 = _first_step(central, _start_step(x, t))
+    noise = _noise(along, y0, h0)
     fd, err, h_best = _ridders(central, h0)
     fd = np.where(finite0, fd, np.nan)
     # The second derivative from the table that won each entry, a few steps in.
@@ -912,12 +940,17 @@ def _ridders(diff: Diff, h0: float) -> tuple[Vec, Vec, Vec]:
 
 
 def _ridders_table(diff: Diff, h: float) -> tuple[Vec, Vec]:
-    """One Ridders table from step ``h`` down: the best estimate and its error, per entry."""
+    """One Ridders table from step ``h`` down: the best estimate and its error, per entry.
+
+    Only the last two rows compete: an extrapolation there has its table's smallest
+    steps in it. (Three equal differences at the largest steps, all reaching the flat
+    part beyond a clip, would otherwise win with an error of exactly zero.)
+    """
     con2 = _CON * _CON
     best: Vec | None = None
     err: Vec | None = None
     prev: list[tuple[Vec, Vec]] = []
-    for _ in range(_NTAB):
+    for i in range(_NTAB):
         row = [diff(h)]
         if best is None or err is None:
             best = np.full_like(row[0][0], np.nan)
@@ -929,7 +962,7 @@ def _ridders_table(diff: Diff, h: float) -> tuple[Vec, Vec]:
             nj = (n_row * fac + n_prev) / (fac - 1.0)
             fac *= con2
             errt = np.maximum(np.abs(aj - a_row), np.abs(aj - a_prev)) + nj
-            better = errt < err
+            better = (errt < err) & (i >= _NTAB - 2)
             best = np.where(better, aj, best)
             err = np.where(better, errt, err)
             row.append((aj, nj))
