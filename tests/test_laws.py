@@ -198,7 +198,7 @@ def test_a_wrong_rule_is_caught_and_shrunk_to_itself(
     notes = "\n".join(getattr(info.value, "__notes__", []))
     # hypothesis names the shrunk case ("Falsifying example", or "Failing test case"
     # in newer versions); either way the culprit is printed as code.
-    assert "f=wrong_sin" in notes, notes
+    assert re.search(r"f=.*wrong_sin", notes), notes
     del wrong
 
 

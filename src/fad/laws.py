@@ -33,17 +33,22 @@ grows about 10**8 times; recomputed in float64, float32 rounding shrinks as much
 violation is the same size in both precisions, and is reported.
 
 Finite differences are computed in float64, also for float32 functions: central
-differences along a direction with Ridders' extrapolation, started from several step
-sizes and keeping, entry by entry, the estimate with the smallest error estimate. That
-error estimate is added to the tolerance, and so is the change that rounding the point
-to its precision makes in the derivative (``rtol * |f''| * |x|``), so a correct
-derivative is not reported wrong.
+differences along a direction with Ridders' extrapolation, in tables started from
+steps 512 times apart, a table counting only where the smaller ones agree with it (a
+pole, a fast oscillation or a clip's flat part within the largest steps is outgrown),
+and the estimate with the smallest error estimate kept, entry by entry. That estimate
+includes the rounding of the function's values, measured from their jitter, and is
+added to the tolerance, as is the change that rounding the point to its precision makes
+in the derivative (``rtol * |f''| * |x|``), so a correct derivative is not reported
+wrong. A float32 derivative that misses is excused only if float64 meets the
+differences and the float32 error is erratic from point to point, as rounding is.
 
 Examples:
     >>> import fad
     >>> from fad import laws
     >>> laws.check_finite_differences(fad.sin >> fad.exp, 0.5)
-    >>> wrong = fad.primitive(np.sin, deriv=np.sin, name="wrong_sin")
+    >>> wrong = fad.primitive(np.sin, jvp=lambda x, t: np.sin(x) * t,  # d sin is cos
+    ...                       vjp=lambda x, ct: ct * np.sin(x), name="wrong_sin")
     >>> laws.check_finite_differences(wrong, 1.0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -468,21 +473,21 @@ def _check(
         pairs = sides(x)
     other: list[_Pair] | None = None
     for k, pair in enumerate(pairs):
-        problem = _problem(pair, tols, signed_zero)
-        if problem is None:
-            continue
-        message, index, rounding = problem
-        if rounding:
-            if other is None:
-                other = _at_other_precision(x, sides)
-            if other is not None and _is_rounding(pair, other[k], index, _bits(x)):
-                continue
-        raise AssertionError(
-            f"{law} fails {where} at x = {_fmt(x)}"
-            + (f"\n  {pair.extra}" if pair.extra else "")
-            + f"\n  {pair.left} = {_fmt(pair.lv)}\n  {pair.right} = {_fmt(pair.rv)}"
-            + f"\n  {message}"
-        )
+        excused: set[int] = set()
+        while (problem := _problem(pair, tols, signed_zero, excused)) is not None:
+            message, index, rounding = problem
+            if rounding:
+                if other is None:
+                    other = _at_other_precision(x, sides)
+                if other and k < len(other) and _is_rounding(pair, other[k], index, _bits(x)):
+                    excused.add(index)
+                    continue
+            raise AssertionError(
+                f"{law} fails {where} at x = {_fmt(x)}"
+                + (f"\n  {pair.extra}" if pair.extra else "")
+                + f"\n  {pair.left} = {_fmt(pair.lv)}\n  {pair.right} = {_fmt(pair.rv)}"
+                + f"\n  {message}"
+            )
 
 
 def _at_other_precision(x: Any, sides: Callable[[Any], list[_Pair]]) -> list[_Pair] | None:
@@ -507,9 +512,9 @@ def _is_rounding(pair: _Pair, alt: _Pair, index: int, bits: int) -> bool:
 
 
 def _problem(
-    pair: _Pair, tols: tuple[float, float], signed_zero: bool
+    pair: _Pair, tols: tuple[float, float], signed_zero: bool, excused: set[int]
 ) -> tuple[str, int, bool] | None:
-    """The first entry where the sides differ: (message, index, is it only size)."""
+    """The first entry, not excused, where the sides differ: (message, index, only size?)."""
     for side, v in ((pair.left, pair.lv), (pair.right, pair.rv)):
         if any(isinstance(leaf, Dual) for leaf in _leaves(v)):
             return f"{side} should be a plain value but is a Dual: {v!r}", 0, False
@@ -528,6 +533,8 @@ def _problem(
         return f" (entry {k} of {p.size})" if p.size > 1 else ""
 
     for k in map(int, np.flatnonzero((p != q) | (np.signbit(p) != np.signbit(q)))):
+        if k in excused:
+            continue
         pk, qk = float(p[k]), float(q[k])
         if np.isnan(pk) or np.isnan(qk):
             if np.isnan(pk) and np.isnan(qk):
