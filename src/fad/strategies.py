@@ -186,13 +186,17 @@ def _smooth(f: Fn[Any, Any], x: Vec) -> Mask:
     """
     y, ok = walk(f, x)
     d1 = 1e-6 * np.maximum(1.0, np.abs(x))
-    d2 = 1e-3
-    (up1, ok1), (down1, ok2) = walk(f, x + d1), walk(f, x - d1)
-    (up2, ok3), (down2, ok4) = walk(f, x + d2), walk(f, x - d2)
+    (up, ok_up), (down, ok_down) = walk(f, x + d1), walk(f, x - d1)
     with np.errstate(all="ignore"):
-        slope = np.abs(up1 - down1) / (2.0 * d1)
-        curvature = np.abs(up2 - 2.0 * y + down2) / (d2 * d2)
-    return np.asarray(ok & ok1 & ok2 & ok3 & ok4 & (slope <= 1e4) & (curvature <= 1e6))
+        slope = np.abs(up - down) / (2.0 * d1)
+    ok &= ok_up & ok_down & (slope <= 1e4)
+    # Curvature at two spacings: an oscillation about as fast as one could alias away.
+    for d2 in (1e-5, 1e-3):
+        (up, ok_up), (down, ok_down) = walk(f, x + d2), walk(f, x - d2)
+        with np.errstate(all="ignore"):
+            curvature = np.abs(up - 2.0 * y + down) / (d2 * d2)
+        ok &= ok_up & ok_down & (curvature <= 1e6)
+    return np.asarray(ok)
 
 
 # ------------------------------------------------------------------------ pipelines
