@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any, final
+from typing import Any, Final, final
 
 import numpy as np
 
@@ -22,11 +22,22 @@ from ._plan import Plan, reachable
 
 __all__ = ["Program", "emit"]
 
+# Operations slow enough per element (numpy calls libm's, element by element) that
+# writing their result to a result array costs nothing extra: the first write of a
+# result chunk fetches its cache lines from memory, and during a slow operation that
+# fetch is hidden behind the arithmetic, while a cheap one would wait for it.
+_SLOW: Final = frozenset({
+    np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
+    np.tan, np.sinh, np.cosh, np.tanh, np.arcsin, np.arccos, np.arctan, np.arcsinh,
+    np.arccosh, np.arctanh, np.power, np.cbrt,
+})  # fmt: skip
+
 
 @final
 @dataclass(frozen=True, slots=True)
 class Program:
-    """One chunk's worth of work, ``run(*inputs, *outputs, *scratch)``, as source.
+    """One chunk's worth of work, ``run(*inputs, *outputs, *scratch)``, as source (the
+    code also holds ``span``, the same work in a loop over chunks; see ``bind``).
 
     ``scratch`` lists the kind of each temporary (``"f"``: the working float dtype,
     ``"b"``: bool); ``constants`` names the scalars the ufuncs take, which ``bind``
@@ -48,13 +59,16 @@ class Program:
         wd = np.result_type(dt, *(self.namespace[c] for c in self.constants))
         return wd if wd.kind == "f" else np.dtype(np.float64)
 
-    def bind(self, wd: np.dtype[Any]) -> Callable[..., None]:
-        """The chunk function for working dtype ``wd``."""
+    def bind(self, wd: np.dtype[Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """The functions for working dtype ``wd``: ``run``, one chunk's work, and
+        ``span(*inputs, *outputs, *scratch, starts, chunk, stop)``, the chunks starting
+        at ``starts`` (whole arrays, scratch of one chunk), each ending at ``stop`` or
+        ``chunk`` elements on. Each returns whether a derivative came out nan."""
         namespace = dict(self.namespace)
         for c in self.constants:
             namespace[c] = np.asarray(namespace[c], dtype=wd)
         exec(self.code, namespace)
-        return namespace["run"]  # type: ignore[no-any-return]
+        return namespace["run"], namespace["span"]
 
 
 def emit(plan: Plan) -> Program:
@@ -73,6 +87,15 @@ def emit(plan: Plan) -> Program:
     for n in order:
         if isinstance(n.op, Input):
             home[n.id] = f"x{n.op.index}"
+    # An output's buffer is free until its own value is computed: a slow operation's
+    # result may live there meanwhile (see _SLOW). Name -> [the step writing the output,
+    # the last use of what lives there now].
+    position = {n.id: p for p, n in enumerate(order)}
+    spare: dict[str, list[int]] = {}
+    for s, v in enumerate(outputs):
+        o = f"o{s}"
+        mine = isinstance(v, Node) and home.get(v.id) == o
+        spare[o] = [position[v.id] if mine else len(order), -1]  # type: ignore[union-attr]
 
     names: dict[tuple[Any, ...], str] = {}  # constant -> its name in the namespace
     namespace: dict[str, Any] = {"copyto": np.copyto}
@@ -130,6 +153,12 @@ def emit(plan: Plan) -> Program:
                 free[r[1]].append(r)
             dying = []
             target = home.get(n.id)
+            if target is None and n.op in _SLOW:
+                end = last.get(n.id, p)
+                fits = [o for o, (w, busy) in spare.items() if end <= w and busy <= p]
+                if fits:
+                    target = min(fits, key=lambda o: spare[o][0])
+                    spare[target][1] = end
             if target is None:
                 pool = free[n.kind]
                 if pool:
@@ -149,12 +178,38 @@ def emit(plan: Plan) -> Program:
             lines.append(f"{o}.fill({const(v)})")
         elif where[v.id] != o:  # type: ignore[union-attr]
             lines.append(f"copyto({o}, {where[v.id]})")  # type: ignore[union-attr]
-    params = [f"x{i}" for i in range(plan.n_in)] + [f"o{s}" for s in range(len(outputs))]
-    params += [f"t{k}{i}" for i, k in enumerate(scratch)]
-    body = "\n".join(f"    {line}" for line in lines) or "    pass"
-    source = f"def run({', '.join(params)}):\n{body}\n"
+    # Whether a derivative came out nan (a fused 0 * inf, see Kernel._repair): one sum
+    # per derivative, over the chunk while it is in cache.
+    derivs = [f"o{s}" for s in range(plan.out_tree.size, len(outputs))]
+    derivs = [
+        o for o, v in zip(derivs, outputs[plan.out_tree.size :], strict=True) if not is_const(v)
+    ]
+    namespace["_sum"] = np.add.reduce
+    check = ["_v = " + (" + ".join(f"_sum({o})" for o in derivs) or "0.0")]
+    arrays = [f"x{i}" for i in range(plan.n_in)] + [f"o{s}" for s in range(len(outputs))]
+    temps = [f"t{k}{i}" for i, k in enumerate(scratch)]
+    body = "\n".join(f"    {line}" for line in [*lines, *check])
+    source = f"def run({', '.join(arrays + temps)}):\n{body}\n    return _v != _v\n"
+    # The loop over chunks, in the same program: per chunk, slicing and the ufunc calls
+    # are all the Python there is. ``starts`` may be shared by threads taking turns.
+    whole = [a.upper() for a in arrays]
+    loop = [
+        "_nan = False",
+        "for _s in _starts:",
+        "    _e = _s + _chunk",
+        "    if _e >= _stop:  # the last chunk: scratch cut to its length",
+        "        _e = _stop",
+        *(f"        {t} = {t}[: _e - _s]" for t in temps),
+        *(f"    {a} = {w}[_s:_e]" for a, w in zip(arrays, whole, strict=True)),
+        *(f"    {line}" for line in [*lines, *check]),
+        "    if _v != _v:",
+        "        _nan = True",
+        "return _nan",
+    ]
+    loop_source = f"\n\ndef span({', '.join(whole + temps)}, _starts, _chunk, _stop):\n"
+    loop_source += "\n".join(f"    {line}" for line in loop) + "\n"
     return Program(
-        compile(source, "<fad.kernel>", "exec"),
+        compile(source + loop_source, "<fad.kernel>", "exec"),
         namespace,
         source,
         plan.n_in,

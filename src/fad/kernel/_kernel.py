@@ -6,9 +6,9 @@ import contextlib
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from typing import Any, Final, final
 
 import numpy as np
@@ -28,6 +28,10 @@ DEFAULT_CHUNK: Final = 1 << 14
 NUMEXPR_MIN: Final = 10_000
 """Below this many elements numexpr's fixed cost (about 15 us a call) outweighs it."""
 
+NUMEXPR_CHUNK: Final = 1 << 18
+"""Elements per chunk for numexpr when a plan needs temporaries: numexpr blocks and
+threads each call itself, so its chunks only bound the temporaries' memory."""
+
 THREADS_MIN: Final = 1 << 17
 """Batches this large run on several threads (fewer elements: not worth the hand-off)."""
 
@@ -36,6 +40,7 @@ _IN_WORKER: ContextVar[bool] = ContextVar("fad_kernel_in_worker", default=False)
 
 _LEAF: Final = leaf_tree()
 Scratch = tuple[np.ndarray[Any, Any], ...]
+Bound = tuple[np.dtype[Any], Callable[..., Any], Callable[..., Any]]
 _INPUT_KINDS: Final = frozenset("fiu")
 
 
@@ -55,15 +60,16 @@ class _Entry:
         self.plan = p
         self.program: Program = emit(p)
         self.numexpr: Any = None  # the numexpr program, built at its first use
-        self.bound: dict[np.dtype[Any], tuple[np.dtype[Any], Callable[..., None]]] = {}
+        self.bound: dict[np.dtype[Any], Bound] = {}
         self.pool: dict[tuple[np.dtype[Any], int], list[Scratch]] = {}
 
-    def bind(self, dt: np.dtype[Any]) -> tuple[np.dtype[Any], Callable[..., None]]:
-        """The working dtype and the chunk function for inputs of dtype ``dt``."""
+    def bind(self, dt: np.dtype[Any]) -> Bound:
+        """The working dtype, the chunk function and the loop over chunks (``run`` and
+        ``span`` of ``Program.bind``) for inputs of dtype ``dt``."""
         got = self.bound.get(dt)
         if got is None:
             wd = self.program.promoted(dt)
-            got = self.bound[dt] = (wd, self.program.bind(wd))
+            got = self.bound[dt] = (wd, *self.program.bind(wd))
         return got
 
     def take(self, wd: np.dtype[Any], length: int) -> Scratch:
@@ -209,14 +215,17 @@ class Kernel:
             # more for the call than for the arithmetic.
             bound = leaf.bound.get(xs.dtype)
             if bound is not None:
-                wd, run = bound
+                wd, run, _ = bound
                 n = xs.size
                 block = np.empty((2, n), wd)  # one allocation for both results
                 y = block[0]
                 d = block[1]
                 scratch = leaf.take(wd, n)
-                run(xs if xs.ndim == 1 else xs.reshape(-1), y, d, *scratch)
+                flat = xs if xs.ndim == 1 else xs.reshape(-1)
+                nan = run(flat, y, d, *scratch)
                 leaf.give(wd, n, scratch)
+                if nan:
+                    self._repair(leaf.plan, [flat], [y, d])
                 if xs.ndim != 1:
                     return y.reshape(xs.shape), d.reshape(xs.shape)
                 return y, d
@@ -249,7 +258,7 @@ class Kernel:
             dt = np.result_type(*xs_)
         if nan_checks_enabled():
             self.fn.value(xs)  # raises DomainError at the first primitive making nan or inf
-        wd, run = entry.bind(dt)
+        wd, run, span = entry.bind(dt)
         flat = [
             x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
             for x in xs_
@@ -269,11 +278,12 @@ class Kernel:
             if self.engine == "numexpr" and n >= NUMEXPR_MIN and wd == np.float64:
                 from ._numexpr import evaluate
 
-                evaluate(entry, flat, outs, wd, max(self.chunk, 1 << 16))
+                evaluate(entry, flat, outs, wd, max(self.chunk, NUMEXPR_CHUNK))
+                nan = any(np.isnan(np.sum(d)) for d in outs[entry.plan.n_out :])
             else:
-                self._run(entry, run, wd, flat, outs, n)
-        if n:
-            self._repair(entry.plan, flat, outs)
+                nan = self._run(entry, run, span, wd, flat, outs, n)
+            if nan:
+                self._repair(entry.plan, flat, outs)
         for dst, src in copies:
             np.copyto(dst, src.reshape(dst.shape), casting="same_kind")
         return self._trees(entry.plan, results)
@@ -283,14 +293,14 @@ class Kernel:
 
         A fused product can meet ``0 * inf`` (``sqrt`` at 0 times a zero factor), where
         fad's convention is 0 (see ``fad._linear.times``). Such places are rare; one
-        reduction per derivative finds them, and only they are recomputed.
+        reduction per derivative finds them (inside the program, chunk by chunk), and
+        only they are recomputed.
         """
         n_out, n_in = p.n_out, p.n_in
         derivs = outs[n_out:]
-        bad = [np.isnan(np.sum(d)) for d in derivs]
-        if not any(bad):
-            return
         idx = np.flatnonzero(np.any([np.isnan(d) for d in derivs], axis=0))
+        if not idx.size:
+            return  # the sum was nan from inf - inf
         sub = unflatten(p.in_tree, [x[idx] for x in flat])
         with np.errstate(all="ignore"):
             _, d = linearize(self.fn, sub)
@@ -304,29 +314,39 @@ class Kernel:
     def _run(
         self,
         entry: _Entry,
-        run: Callable[..., None],
+        run: Callable[..., Any],
+        span: Callable[..., Any],
         wd: np.dtype[Any],
         xs: list[Any],
         outs: list[Any],
         n: int,
-    ) -> None:
+    ) -> bool:
+        """Run the program over the batch; whether a derivative came out nan."""
         chunk = self.chunk
+        if n <= chunk:
+            scratch = entry.take(wd, n)
+            nan = run(*xs, *outs, *scratch)
+            entry.give(wd, n, scratch)
+            return bool(nan)
         threads = self.threads if n >= THREADS_MIN and not _IN_WORKER.get() else 1
-        if threads > 1:
-            # numpy's ufuncs release the GIL: whole chunks run side by side, each thread
-            # with its own temporaries from the pool.
-            per = -(-n // threads)
-            per = -(-per // chunk) * chunk
-            spans = [(s, min(s + per, n)) for s in range(0, n, per)]
-            futures = [
-                _executor(threads).submit(_run_span, entry, run, wd, xs, outs, s, e, chunk)
-                for s, e in spans[1:]
-            ]
-            _run_span(entry, run, wd, xs, outs, *spans[0], chunk)
-            for f in futures:
-                f.result()
-        else:
-            _run_span(entry, run, wd, xs, outs, 0, n, chunk)
+        threads = min(threads, -(-n // chunk))
+        if threads == 1:
+            return _run_span(entry, span, wd, xs, outs, range(0, n, chunk), chunk, n)
+        # numpy's ufuncs release the GIL, so chunks run side by side. The threads take
+        # chunks from one shared iterator as they finish the last, rather than a fixed
+        # share each: on a machine whose cores are busy with other work, a thread that
+        # gets less of a core takes fewer chunks, and the call is never slower than on
+        # one thread by more than a chunk. Each thread has its own temporaries.
+        starts = iter(range(0, n, chunk))
+        pool = _executor(threads)
+        # Each helper runs in a copy of the caller's context: np.errstate is a context
+        # variable, and the caller's settings hold for the whole batch.
+        futures = [
+            pool.submit(copy_context().run, _run_span, entry, span, wd, xs, outs, starts, chunk, n)
+            for _ in range(threads - 1)
+        ]
+        nan = _run_span(entry, span, wd, xs, outs, starts, chunk, n)
+        return any([nan, *(f.result() for f in futures)])
 
     def _outs(
         self, out: Any, entry: _Entry, shape: tuple[int, ...], wd: np.dtype[Any]
@@ -376,28 +396,21 @@ class Kernel:
 
 def _run_span(
     entry: _Entry,
-    run: Callable[..., None],
+    span: Callable[..., Any],
     wd: np.dtype[Any],
     xs: list[Any],
     outs: list[Any],
-    start: int,
-    stop: int,
+    starts: Iterable[int],
     chunk: int,
-) -> None:
-    """Elements ``start:stop`` chunk by chunk."""
-    length = min(stop - start, chunk)
-    scratch = entry.take(wd, length)
-    if start == 0 and stop - start <= chunk and len(xs[0]) == stop:
-        run(*xs, *outs, *scratch)
-    else:
-        part = scratch
-        for s in range(start, stop, chunk):
-            e = s + chunk
-            if e > stop:
-                e = stop
-                part = tuple(t[: e - s] for t in scratch)
-            run(*[x[s:e] for x in xs], *[o[s:e] for o in outs], *part)
-    entry.give(wd, length, scratch)
+    stop: int,
+) -> bool:
+    """The chunks beginning at ``starts`` (an iterator threads may share); whether a
+    derivative came out nan."""
+    scratch = entry.take(wd, chunk)
+    try:
+        return bool(span(*xs, *outs, *scratch, starts, chunk, stop))
+    finally:
+        entry.give(wd, chunk, scratch)
 
 
 _POOL: list[ThreadPoolExecutor] = []

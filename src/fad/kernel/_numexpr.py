@@ -94,12 +94,7 @@ class NumexprProgram:
         for s, v in enumerate(outputs):
             if isinstance(v, Node) and v.id not in buffer:
                 buffer[v.id] = n_in + s
-        n_temp = 0
-        base = n_in + len(outputs)
-        for n in order:
-            if (n.id in must or n.id in buffer) and n.id not in buffer:
-                buffer[n.id] = base + n_temp
-                n_temp += 1
+        n_temp = self._temporaries(order, must, buffer, n_in + len(outputs))
         self.n_temp = n_temp
         self.steps: list[_Step] = []
         self.expressions: list[str] = []
@@ -124,6 +119,47 @@ class NumexprProgram:
                 self.tail.append((n_in + s, np.float64(v)))
             elif buffer[v.id] != n_in + s:
                 self.tail.append((n_in + s, buffer[v.id]))
+
+    @staticmethod
+    def _temporaries(order: list[Node], must: set[int], buffer: dict[int, int], base: int) -> int:
+        """Give every materialised intermediate a buffer; return how many temporaries.
+
+        An intermediate lives from the step computing it to its last use. It goes, first
+        choice, into an output buffer whose own step comes at or after that last use (the
+        output is written over it elementwise, as a ufunc or numexpr may); else into a
+        temporary freed by then; else into a new temporary. The sigmoid's ``exp(-x)``
+        lives in the derivative's buffer, for instance, so it needs no temporary at all.
+        """
+        kept = must | buffer.keys()
+        steps = [n for n in order if n.id in kept and not isinstance(n.op, Input)]
+        at = {n.id: p for p, n in enumerate(steps)}
+        last: dict[int, int] = {}
+        for p, n in enumerate(steps):
+            for a in _reads(n, kept):
+                last[a] = p
+        # Output buffers written by a step: (the step, the last use of what lives there).
+        spare = {buffer[n.id]: [at[n.id], -1] for n in steps if n.id in buffer}
+        free: list[tuple[int, int]] = []  # (free after this step, temporary buffer)
+        n_temp = 0
+        for n in steps:
+            if n.id in buffer:
+                continue
+            start, end = at[n.id], last.get(n.id, at[n.id])
+            fits = [b for b, (w, busy) in spare.items() if end <= w and busy <= start]
+            if fits:
+                b = min(fits, key=lambda b: spare[b][0])
+                spare[b][1] = end
+            else:
+                ready = [f for f in free if f[0] <= start]
+                if ready:
+                    free.remove(ready[0])
+                    b = ready[0][1]
+                else:
+                    b = base + n_temp
+                    n_temp += 1
+                free.append((end, b))
+            buffer[n.id] = b
+        return n_temp
 
     def _inline(self, n: Value, buffer: dict[int, int], names: dict[int, str], top: bool) -> str:
         if not isinstance(n, Node):
@@ -156,16 +192,39 @@ class NumexprProgram:
                 buffers[target].fill(src)
 
 
+def _reads(n: Node, kept: set[int]) -> set[int]:
+    """The materialised nodes (ids in ``kept``) the step computing ``n`` reads: its
+    arguments, looking through those inlined into its expression."""
+    out: set[int] = set()
+    stack = [a for a in n.args if isinstance(a, Node)]
+    while stack:
+        a = stack.pop()
+        if a.id in kept:
+            out.add(a.id)
+        else:
+            stack.extend(b for b in a.args if isinstance(b, Node))
+    return out
+
+
 def _arg(buffers: list[Any], a: int | Value) -> Any:
     return buffers[a] if type(a) is int else a
 
 
 def evaluate(entry: Any, xs: list[Any], outs: list[Any], wd: np.dtype[Any], chunk: int) -> None:
-    """Run ``entry``'s plan with numexpr over ``xs`` into ``outs``, ``chunk`` at a time."""
+    """Run ``entry``'s plan with numexpr over ``xs`` into ``outs``.
+
+    numexpr splits each call into blocks over its own threads, and every call costs a
+    thread hand-off, so a plan needing no temporaries runs each step once over the whole
+    batch; otherwise the batch goes ``chunk`` elements at a time, keeping the temporaries
+    to a few chunks.
+    """
     program: NumexprProgram | None = entry.numexpr
     if program is None:
         program = entry.numexpr = NumexprProgram(entry.plan)
     n = xs[0].size
+    if not program.n_temp:
+        program.run([*xs, *outs])
+        return
     length = min(n, chunk)
     temps = [np.empty(length, wd) for _ in range(program.n_temp)]
     for s in range(0, n, chunk):
