@@ -641,13 +641,30 @@ NO_NAN = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def directional(f: Callable[[Any], Any], x: Any, mode: str) -> Any:
+    """The gradient of a scalar ``f`` one direction at a time: by jvp or by a linear map."""
+    xa = np.asarray(x)
+    basis = np.eye(xa.size, dtype=xa.dtype).reshape((xa.size, *xa.shape))
+    directions = [e if xa.shape else float(e) for e in basis]
+    if mode == "jvp":
+        cols = [fad.jvp(f, x, e)[1] for e in directions]
+    else:
+        _, d = fad.linearize(f, x)
+        cols = [d @ e for e in directions]
+    return np.reshape(np.array(cols, dtype=float), xa.shape)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward", "jvp", "linearize"])
 @pytest.mark.parametrize("f, x, expected, quiet", NO_NAN)
 def test_no_nan_where_mathematics_gives_a_number(
     f: Callable[[Any], Any], x: Any, expected: Any, quiet: bool, mode: str
 ) -> None:
+    """Every way of differentiating: whole passes, directions one at a time, a kept map."""
     with np.errstate(all="ignore") if quiet else contextlib.nullcontext():
-        g = fad.grad(f)(x) if mode == "reverse" else fad.jacfwd(f)(x)
+        if mode in ("jvp", "linearize"):
+            g = directional(f, x, mode)
+        else:
+            g = fad.grad(f)(x) if mode == "reverse" else fad.jacfwd(f)(x)
     assert np.shape(g) == np.shape(x)
     assert np.all(np.isfinite(g)), g
     np.testing.assert_allclose(flat(g), flat(expected), rtol=1e-12, atol=1e-300)

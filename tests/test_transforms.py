@@ -259,6 +259,7 @@ def test_hessian_equals_every_nesting_of_jacobians(p: Program, seed: int) -> Non
     close(fad.jacrev(fad.jacfwd(f))(x), h, tols, "jacrev(jacfwd)")
     close(fad.jacrev(fad.jacrev(f))(x), h, tols, "jacrev(jacrev)")
     close(fad.jacfwd(fad.grad(f))(x), h, tols, "jacfwd(grad)")
+    close(fad.jacfwd(fad.jacfwd(f))(x), h, tols, "jacfwd(jacfwd)")
 
 
 @PROPERTY
@@ -270,6 +271,36 @@ def test_hvp_is_hessian_times_vector(p: Program, seed: int) -> None:
     hv = fad.hvp(f, x, v)
     assert np.shape(hv) == (p.n_in,)
     close(hv, fad.hessian(f)(x) @ v, EXACT[np.dtype(np.float64)])
+
+
+DIAGONAL_EXITS: dict[str, Callable[[Any], Any]] = {
+    "elementwise only": lambda x: np.exp(np.sin(x)) * x,
+    "plus a term that mixes elements": lambda x: np.sin(x) + x[::-1] * 2.0,
+    "two diagonals and a mixed term": lambda x: np.sin(x) + np.cos(x) + x.reshape(x.shape),
+    "broadcast against a matrix": lambda x: np.cos(x) * np.ones((3, 1, 1), x.dtype),
+    "scaled by a reduction": lambda x: x * np.sum(x),
+    "a full sum": lambda x: np.sum(np.sin(x) * x, keepdims=True),
+    "a partial sum": lambda x: np.sum(np.tanh(x), axis=0),
+    "a matrix product": lambda x: np.sin(x) @ np.ones((x.shape[-1], 2), x.dtype),
+    "a nested derivative": lambda x: fad.grad(lambda y: np.sum(np.sin(y) * x))(x),
+}
+
+
+@pytest.mark.parametrize("name", DIAGONAL_EXITS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_jacobians_keep_the_identity_diagonal_and_leave_it_exactly(
+    name: str, dtype: Any
+) -> None:
+    """jacfwd seeds the identity as a diagonal (O(n) through elementwise steps); every
+    way out of it - a step that mixes elements, a broadcast, a reduction, a nested
+    transform - gives the dense answer of reverse mode, in the input's precision."""
+    f = DIAGONAL_EXITS[name]
+    x = np.linspace(0.1, 1.2, 12).reshape(4, 3).astype(dtype)
+    expected = fad.jacrev(f)(x)
+    for jac in (fad.jacfwd, fad.jacobian):
+        j = jac(f)(x)
+        assert j.dtype == expected.dtype == dtype, jac.__name__
+        close(j, expected, EXACT[np.dtype(dtype)], f"{jac.__name__}: {name}")
 
 
 def test_hessian_of_a_closed_form() -> None:

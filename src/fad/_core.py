@@ -745,7 +745,19 @@ def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
             nb = _batch(ct, out)
             return (broadcast_to(np.reshape(ct, nb + kept), nb + src),)
 
-        return lin.Op("sum", _one(n), out, lambda t: np.sum(t, axis=neg, keepdims=keepdims), back)
+        def on_diag(t: lin.Diag) -> Any:
+            if len(axes) < nd:
+                return np.sum(t.dense(), axis=neg, keepdims=keepdims)
+            return np.reshape(t.d, (t.d.size, *out))  # entry k sums to d[k]
+
+        return lin.Op(
+            "sum",
+            _one(n),
+            out,
+            lambda t: np.sum(t, axis=neg, keepdims=keepdims),
+            back,
+            on_diag=on_diag,
+        )
 
     return defop("sum", lambda v: np.sum(v, axis=axes, keepdims=keepdims), lin_)(x)
 
@@ -1271,8 +1283,22 @@ def trace_call(
 
     Returns the source and the result, whose leaves are already split into
     ``(primal, node)`` pairs relative to the source. Given one tangent per input leaf,
-    the source is forward-mode: the result's nodes are ``Tangent`` values.
+    the source is forward-mode: the result's nodes are ``Tangent`` values, computed
+    with unchecked products; if one has a nan, ``f`` runs again with checked ones (see
+    ``fad._linear.product``), so its side effects may then happen twice.
     """
+    if tangents is None or lin.strict():
+        return _trace_call(f, x, where, tangents)
+    source, (tree, pairs) = _trace_call(f, x, where, tangents)
+    if not lin.has_nan([n.tangent for _, n in pairs if type(n) is lin.Tangent]):
+        return source, (tree, pairs)
+    with lin.strictly():
+        return _trace_call(f, x, where, tangents)
+
+
+def _trace_call(
+    f: Callable[[Any], Any], x: Any, where: object, tangents: Sequence[Any] | None
+) -> tuple[Source, Any]:
     leaves, tree = flatten(x)
     leaves = [check_leaf(v, where) for v in leaves]
     source = Source(tree, leaves, tangents)

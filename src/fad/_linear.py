@@ -23,7 +23,8 @@ derivatives of derivatives come out of the same code.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, final
 
@@ -55,6 +56,8 @@ Shape = tuple[int, ...]
 _tags = itertools.count(1)
 # Off while a trace records one node per elementary operation.
 _FUSE: ContextVar[bool] = ContextVar("fad_fuse", default=True)
+# On while a pass is run again with every (co)tangent product checked (see ``product``).
+_STRICT: ContextVar[bool] = ContextVar("fad_strict", default=False)
 
 
 def shape_of(x: Any) -> Shape:
@@ -187,6 +190,49 @@ class Tangent(Node):
         return "tangent"
 
 
+@final
+class Diag:
+    """A batch of tangents, one per element of a value, each zero but at its element.
+
+    Entry ``k`` of the batch (``shape = (d.size,) + d.shape``) is ``d`` at flat position
+    ``k`` and 0 elsewhere: the identity's columns, scaled. ``jacfwd`` seeds it, and
+    elementwise steps (``Scale``, ``Sum``) keep it in O(n) instead of O(n²) until a
+    step that mixes elements needs it ``dense()`` — which is what makes a dense
+    Hessian of an elementwise-heavy function cheap.
+    """
+
+    __slots__ = ("d",)
+
+    def __init__(self, d: Any) -> None:
+        self.d = d
+
+    @property
+    def shape(self) -> Shape:
+        return (self.d.size, *self.d.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.d.dtype
+
+    def dense(self) -> Any:
+        n = self.d.size
+        out = np.zeros((n, n), dtype=self.d.dtype)
+        out.reshape(-1)[:: n + 1] = self.d.reshape(-1)
+        return out.reshape(self.shape)
+
+
+def undiag(t: Any) -> Any:
+    """A tangent as an array: a ``Diag`` made dense, anything else unchanged."""
+    return t.dense() if type(t) is Diag else t
+
+
+def _plain_coef(c: Any, ndim: int) -> bool:
+    """Whether ``c`` scales a ``Diag``: a plain number or an unbatched plain array."""
+    if type(c) is float or type(c) is int:
+        return True
+    return isinstance(c, np.ndarray | np.floating) and c.ndim <= ndim
+
+
 def evaluate(node: Node) -> Tangent:
     """Collapse a freshly made node of a forward-mode source into its ``Tangent``.
 
@@ -197,7 +243,16 @@ def evaluate(node: Node) -> Tangent:
     if type(node) is Tangent:
         return node
     ts = [evaluate(p).tangent for p in node.parents]
-    return Tangent(node.source, node.shape, node.forward(ts))
+    return Tangent(node.source, node.shape, _forward(node, ts))
+
+
+def _forward(node: Node, ts: list[Any]) -> Any:
+    """``node.forward(ts)``, with ``Diag`` tangents made dense for nodes that need it."""
+    if type(node) is Scale or type(node) is Sum:
+        return node.forward(ts)
+    if len(ts) == 1 and type(ts[0]) is Diag and type(node) is Op and node.on_diag is not None:
+        return node.on_diag(ts[0])
+    return node.forward([undiag(t) for t in ts])
 
 
 def times(t: Any, c: Any) -> Any:
@@ -219,6 +274,56 @@ def times(t: Any, c: Any) -> Any:
         fixed = np.where((np.asarray(t) == 0) | (np.asarray(c) == 0), 0.0, r)
         r = fixed.astype(np.result_type(r), copy=False)[()]
     return r
+
+
+def product(t: Any, c: Any) -> Any:
+    """``t * c`` for a (co)tangent ``t`` in a pass: unchecked, unless the pass is strict.
+
+    Checking each product for 0 * inf (``times``) costs a pass over it. A pass runs
+    unchecked instead and its results are looked at once (``has_nan``): a nan that
+    0 * inf made either reaches them or is dropped by a selection (``where``,
+    indexing), which would drop the repaired 0 as well, since linear maps only add,
+    scale and select. So results without nan are exact, and a pass whose results have
+    a nan runs again under ``strictly()``, every product checked.
+    """
+    if _STRICT.get() or nan_checks_enabled():
+        return times(t, c)
+    if type(t) is float and type(c) is float:
+        return t * c
+    with np.errstate(invalid="ignore"):
+        return t * c
+
+
+def strict() -> bool:
+    """Whether products of this pass are checked one by one (see ``product``)."""
+    return _STRICT.get() or nan_checks_enabled()
+
+
+@contextmanager
+def strictly() -> Iterator[None]:
+    """Check every (co)tangent product in the block: the slower, repairing pass."""
+    token = _STRICT.set(True)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
+
+
+def has_nan(xs: Sequence[Any]) -> bool:
+    """Whether plain numeric results of a pass contain nan (``Dual`` values are skipped)."""
+    for x in xs:
+        if type(x) is Diag:
+            x = x.d
+        if type(x) is float:
+            if x != x:
+                return True
+        elif (
+            isinstance(x, np.ndarray | np.floating)
+            and x.dtype.kind in "fc"
+            and np.isnan(np.add.reduce(x, axis=None))
+        ):
+            return True
+    return False
 
 
 @final
@@ -246,10 +351,14 @@ class Scale(Node):
         (t,) = ts
         if t is None:
             return None
-        return times(expand(t, self.parents[0].shape, len(self.shape)), self.coef)
+        if type(t) is Diag:
+            if self.shape == self.parents[0].shape and _plain_coef(self.coef, len(self.shape)):
+                return Diag(product(t.d, self.coef))
+            t = t.dense()
+        return product(expand(t, self.parents[0].shape, len(self.shape)), self.coef)
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        return (sum_to(times(ct, self.coef), self.shape, self.parents[0].shape),)
+        return (sum_to(product(ct, self.coef), self.shape, self.parents[0].shape),)
 
 
 def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
@@ -288,12 +397,34 @@ class Sum(Node):
         return "add"
 
     def forward(self, ts: list[Any]) -> Any:
+        if any(type(t) is Diag for t in ts):
+            return self._forward_diag(ts)
         total = None
         n = len(self.shape)
         for p, t in zip(self.parents, ts, strict=True):
             if t is not None:
                 t = expand(t, p.shape, n)
                 total = t if total is None else total + t
+        return total
+
+    def _forward_diag(self, ts: list[Any]) -> Any:
+        """The sum when some terms are ``Diag``: a ``Diag``, or the rest plus a diagonal."""
+        diags = [t.d for t in ts if type(t) is Diag]
+        d = diags[0]
+        for e in diags[1:]:
+            d = d + e
+        if not all(p.shape == self.shape for p in self.parents) or type(d) is not np.ndarray:
+            return self.forward([undiag(t) for t in ts])
+        rest = [None if type(t) is Diag else t for t in ts]
+        if all(t is None for t in rest):
+            return Diag(d)
+        total = self.forward(rest)
+        if type(total) is not np.ndarray:  # a Dual of an enclosing transform
+            return self.forward([undiag(t) for t in ts])
+        if total.base is not None or any(t is total for t in rest) or total.dtype != d.dtype:
+            total = np.array(total, dtype=np.result_type(total, d))  # ours to add into
+        n = d.size
+        total.reshape(n, n)[np.arange(n), np.arange(n)] += d.reshape(-1)
         return total
 
     def backward(self, ct: Any) -> Sequence[Any]:
@@ -310,7 +441,7 @@ class Op(Node):
     names the operation.
     """
 
-    __slots__ = ("batched", "jvp", "label", "vjp")
+    __slots__ = ("batched", "jvp", "label", "on_diag", "vjp")
 
     def __init__(
         self,
@@ -322,9 +453,11 @@ class Op(Node):
         *,
         batched: bool = True,
         elementwise: bool = False,
+        on_diag: Callable[[Diag], Any] | None = None,
     ) -> None:
         self.source = parents[0].source
         self.label = label
+        self.on_diag = on_diag  # the jvp of a single ``Diag`` tangent, if it has a cheap one
         self.parents = parents
         self.shape = shape
         self.jvp = jvp
@@ -407,13 +540,23 @@ def toposort(roots: Sequence[Node | None]) -> list[Node]:
 
 def push_forward(outputs: Sequence[Node | None], tangents: Sequence[Any]) -> list[Any]:
     """Forward mode: the outputs' tangents given one tangent (or ``None``) per input leaf."""
+    if strict():
+        return _push_forward(outputs, tangents)
+    result = _push_forward(outputs, tangents)
+    if not has_nan(result):
+        return result
+    with strictly():
+        return _push_forward(outputs, tangents)
+
+
+def _push_forward(outputs: Sequence[Node | None], tangents: Sequence[Any]) -> list[Any]:
     memo: dict[int, Any] = {}
     for node in toposort(outputs):
         if type(node) is Input:
             memo[id(node)] = tangents[node.index]
         else:
-            memo[id(node)] = node.forward([memo[id(p)] for p in node.parents])
-    return [None if o is None else memo[id(o)] for o in outputs]
+            memo[id(node)] = _forward(node, [memo[id(p)] for p in node.parents])
+    return [None if o is None else undiag(memo[id(o)]) for o in outputs]
 
 
 @final
@@ -469,6 +612,16 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
 
     Each node's transpose runs once, after all of its consumers have added their share.
     """
+    if strict():
+        return _pull_back(outputs, cts, n_inputs)
+    result = _pull_back(outputs, cts, n_inputs)
+    if not has_nan(result):
+        return result
+    with strictly():
+        return _pull_back(outputs, cts, n_inputs)
+
+
+def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
     acc: dict[int, Any] = {}
     for o, ct in zip(outputs, cts, strict=True):
         if o is not None and ct is not None:
@@ -681,7 +834,10 @@ class Linear(LinearMap):
             for i, inp in enumerate(self._source.inputs):
                 n = int(np.prod(inp.shape))
                 ts: list[Any] = [None] * len(ins)
-                ts[i] = np.eye(n, dtype=inp.dtype).reshape((n, *inp.shape))
+                # The identity, kept diagonal through elementwise steps; a scalar input
+                # needs no batch axis: its one direction is 1.
+                one = np.ones(inp.shape, inp.dtype)
+                ts[i] = one if inp.shape == () else Diag(one)
                 res = push_forward(self._nodes, ts)
                 for j, (r, s) in enumerate(zip(res, outs, strict=True)):
                     m = int(np.prod(s))
@@ -695,7 +851,8 @@ class Linear(LinearMap):
             for j, (s, dt) in enumerate(zip(outs, self._dtypes, strict=True)):
                 m = int(np.prod(s))
                 cts: list[Any] = [None] * len(outs)
-                cts[j] = np.eye(m, dtype=dt).reshape((m, *s))
+                # A scalar output (a gradient) needs no batch axis: one plain pull.
+                cts[j] = np.ones((), dt) if s == () else np.eye(m, dtype=dt).reshape((m, *s))
                 back = pull_back(self._nodes, cts, len(ins))
                 for i, (b, inp) in enumerate(zip(back, self._source.inputs, strict=True)):
                     if b is None:

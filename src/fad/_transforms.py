@@ -256,7 +256,9 @@ def jvp(f: Callable[..., Any], x: Any, v: Any) -> tuple[Any, Any]:
 def _tangents(d: Linear, batch: tuple[int, ...]) -> Any:
     """The output tangents of a forward-mode trace, zeros where nothing depended."""
     outs = [
-        n.tangent if type(n) is Tangent and n.tangent is not None else lin._zeros(batch + s, dt)
+        lin.undiag(n.tangent)
+        if type(n) is Tangent and n.tangent is not None
+        else lin._zeros(batch + s, dt)
         for n, s, dt in zip(d._nodes, d.out_shapes, d._dtypes, strict=True)
     ]
     return unflatten(d._out_tree, outs)
@@ -375,11 +377,14 @@ def _jacfwd(
     """Forward mode with the identity's columns pushed as one batch of tangents."""
     n = sum(sizes)
     starts = np.cumsum([0, *sizes])
-    tangents = []
-    for v, k, a in zip(leaves, sizes, starts[:-1], strict=True):
-        t = np.zeros((n, k), dtype=dtype_of(v))
-        t[a : a + k] = np.eye(k, dtype=t.dtype)
-        tangents.append(t.reshape((n, *shape_of(v))))
+    tangents: list[Any] = []
+    if len(leaves) == 1:  # the identity, kept diagonal through elementwise steps
+        tangents.append(lin.Diag(np.ones(shape_of(leaves[0]), dtype=dtype_of(leaves[0]))))
+    else:
+        for v, k, a in zip(leaves, sizes, starts[:-1], strict=True):
+            t = np.zeros((n, k), dtype=dtype_of(v))
+            t[a : a + k] = np.eye(k, dtype=t.dtype)
+            tangents.append(t.reshape((n, *shape_of(v))))
     _, d, aux = _trace(f, args, argnums, has_aux, tangents)
     outs = flatten(_tangents(d, (n,)))[0]
     rows = []
