@@ -21,12 +21,21 @@ from typing import Any
 
 from .._core import Fn
 from ._kernel import DEFAULT_CHUNK as DEFAULT_CHUNK
+from ._kernel import NUMEXPR_CHUNK as NUMEXPR_CHUNK
 from ._kernel import NUMEXPR_MIN as NUMEXPR_MIN
 from ._kernel import THREADS_MIN as THREADS_MIN
 from ._kernel import Kernel as Kernel
 from ._plan import UnsupportedError as UnsupportedError
 
-__all__ = ["DEFAULT_CHUNK", "NUMEXPR_MIN", "THREADS_MIN", "Kernel", "UnsupportedError", "compile"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "NUMEXPR_CHUNK",
+    "NUMEXPR_MIN",
+    "THREADS_MIN",
+    "Kernel",
+    "UnsupportedError",
+    "compile",
+]
 
 
 def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin here only
@@ -56,12 +65,14 @@ def compile(  # the contract's name (fad.kernel.compile), shadowing the builtin 
         f: the pipeline, an ``Fn`` of elementwise pieces.
         chunk: elements per chunk; the default keeps temporaries in cache.
         engine: ``"numpy"`` (the default); ``"numexpr"`` (its own threads, for float64
-            inputs of at least ``NUMEXPR_MIN`` elements, numpy below); ``"auto"``: numexpr
+            inputs of at least ``NUMEXPR_MIN`` elements, numpy below; whole batches, or
+            chunks of ``NUMEXPR_CHUNK`` if the plan needs temporaries); ``"auto"``: numexpr
             when it is installed. numexpr wins where its transcendentals are faster than
             numpy's; measure (``benchmarks/kernel.py``) before choosing it.
         threads: for the numpy engine, threads sharing the chunks of a batch of at least
-            ``THREADS_MIN`` elements (numpy releases the GIL in ufuncs); by default the
-            cores this process may use, at most 8. ``threads=1`` stays on the caller's.
+            ``THREADS_MIN`` elements (numpy releases the GIL in ufuncs), each taking the
+            next chunk when done with one; by default the cores this process may use,
+            at most 8. ``threads=1`` stays on the caller's.
 
     Returns:
         A ``Kernel``; ``repr(k)`` shows its plan and engine, ``k.source`` its program.
