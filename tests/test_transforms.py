@@ -500,6 +500,29 @@ def test_a_value_used_by_a_hundred_branches_is_differentiated_once_per_use() -> 
     assert calls["sin_jvp"] == 100
 
 
+@pytest.mark.parametrize("steps", [1, 63, 64, 200])
+def test_a_matrix_shared_by_many_vector_products_gets_every_share(steps: int) -> None:
+    """``h @ W`` at every step of a loop: W's cotangent is the sum of all steps' outer
+    products (summed in chunks), plus what other uses of W add (whole, and by entry)."""
+    rng = np.random.default_rng(steps)
+    w = rng.normal(size=(4, 4)) / 2.0
+    xs = rng.normal(size=(steps, 4))
+
+    def f(w: Any) -> Any:
+        total = np.sum(w) + w[1, 2] * 3.0
+        for x in xs:
+            total = total + np.sum(np.tanh(x @ w) * 2.0)
+        return total
+
+    g = fad.grad(f)(w)
+    expected = np.ones((4, 4))
+    expected[1, 2] += 3.0
+    for x in xs:
+        expected += np.outer(x, 2.0 * (1.0 - np.tanh(x @ w) ** 2))
+    np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-12)
+    close(fad.jacfwd(f)(w), g, EXACT[np.dtype(np.float64)], "forward mode")
+
+
 def test_a_diamond_of_depth_forty_is_linear_work() -> None:
     # y = a(y) + b(y) forty times: every level has two paths, 2**40 paths in all.
     _, sin, calls = counting_primitives()

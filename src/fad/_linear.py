@@ -40,6 +40,7 @@ __all__ = [
     "Op",
     "Scale",
     "Source",
+    "Outer",
     "Sparse",
     "Sum",
     "Tangent",
@@ -559,8 +560,29 @@ def _push_forward(outputs: Sequence[Node | None], tangents: Sequence[Any]) -> li
     return [None if o is None else undiag(memo[id(o)]) for o in outputs]
 
 
+class Lazy:
+    """A cotangent kept in pieces until its node is reached, then made ``dense()``.
+
+    Accumulating one into another merges the pieces (``merge``); a plain cotangent
+    added to one goes to its ``base``. The accumulator owns the object.
+    """
+
+    __slots__ = ("base",)
+    base: Any
+
+    def dense(self) -> Any:
+        raise NotImplementedError
+
+    def merge(self, other: Any) -> None:
+        raise NotImplementedError
+
+    def add(self, ct: Any) -> None:
+        """Add a plain cotangent (possibly a ``Dual`` of an enclosing transform)."""
+        self.base = ct if self.base is None else self.base + ct
+
+
 @final
-class Sparse:
+class Sparse(Lazy):
     """A cotangent that is zero except at some indexed places (indexing's transpose).
 
     A loop that reads ``xs[i]`` for every ``i`` would otherwise add T full-size arrays
@@ -568,13 +590,21 @@ class Sparse:
     written once, when ``xs``'s node is reached.
     """
 
-    __slots__ = ("base", "dtype", "pieces", "shape")
+    __slots__ = ("dtype", "pieces", "shape")
 
     def __init__(self, shape: Shape, dtype: Any, index: Any, value: Any) -> None:
         self.shape = shape
         self.dtype = dtype
         self.pieces: list[tuple[Any, Any]] = [(index, value)]
         self.base: Any = None
+
+    def merge(self, other: Any) -> None:
+        if type(other) is not Sparse:
+            self.add(other.dense())
+            return
+        self.pieces.extend(other.pieces)
+        if other.base is not None:
+            self.add(other.base)
 
     def dense(self) -> Any:
         z = np.zeros(self.shape, dtype=self.dtype)
@@ -587,24 +617,74 @@ class Sparse:
         return z if self.base is None else z + self.base
 
 
+@final
+class Outer(Lazy):
+    """A cotangent that is a sum of outer products ``a_i ⊗ c_i``.
+
+    It is a matrix's share of vector-matrix products (``h @ W`` at every step of a
+    loop). The pairs are collected and summed by matrix products of up to ``CHUNK``
+    pairs at once: a T-step loop costs T/CHUNK small GEMMs instead of T outer products
+    and T additions of a full matrix, and keeps at most ``CHUNK`` pairs.
+    """
+
+    __slots__ = ("left", "owned", "right")
+    CHUNK = 64
+
+    def __init__(self, a: Any, c: Any) -> None:
+        self.left = [a]
+        self.right = [c]
+        self.base: Any = None
+        self.owned = False  # whether ``base`` is an array this object made
+
+    def merge(self, other: Any) -> None:
+        if type(other) is not Outer:
+            self.add(other.dense())
+            return
+        self.left.extend(other.left)
+        self.right.extend(other.right)
+        if other.base is not None:
+            self.add(other.base)
+        if len(self.left) >= self.CHUNK:
+            self._flush()
+
+    def add(self, ct: Any) -> None:
+        super().add(ct)
+        self.owned = False
+
+    def _flush(self) -> None:
+        g = np.matmul(np.stack(self.left, axis=1), np.stack(self.right))
+        self.left.clear()
+        self.right.clear()
+        if self.base is None:
+            self.base = g
+        elif self.owned and self.base.dtype == np.result_type(self.base, g):
+            self.base += g
+        else:
+            self.base = self.base + g
+        self.owned = type(self.base) is np.ndarray
+
+    def dense(self) -> Any:
+        if self.left:
+            self._flush()
+        return self.base
+
+
 def is_basic(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, int | slice | np.integer) or i is None or i is Ellipsis for i in parts)
 
 
 def _accumulate(a: Any, b: Any) -> Any:
-    """``a + b`` for cotangents, where either may be ``Sparse`` (owned by the accumulator)."""
-    if type(b) is Sparse:
+    """``a + b`` for cotangents, where either may be ``Lazy`` (owned by the accumulator)."""
+    if not isinstance(a, Lazy):
+        if not isinstance(b, Lazy):
+            return a + b
         a, b = b, a
-    if type(a) is Sparse:
-        if type(b) is Sparse:
-            a.pieces.extend(b.pieces)
-            if b.base is not None:
-                a.base = b.base if a.base is None else a.base + b.base
-        else:
-            a.base = b if a.base is None else a.base + b
-        return a
-    return a + b
+    if isinstance(b, Lazy):
+        a.merge(b)
+    else:
+        a.add(b)
+    return a
 
 
 def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
@@ -632,7 +712,7 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
         ct = acc.pop(id(node), None)
         if ct is None:
             continue
-        if type(ct) is Sparse:
+        if isinstance(ct, Lazy):
             ct = ct.dense()
         if type(node) is Input:
             result[node.index] = ct
@@ -654,6 +734,7 @@ def _finite(x: Any) -> bool:
 
 
 def _check_adjoint(node: Node, ct: Any, back: Sequence[Any]) -> None:
+    back = [b.dense() if isinstance(b, Lazy) else b for b in back]
     if _finite(ct) and not all(b is None or _finite(b) for b in back):
         raise DomainError(
             f"the adjoint of {node.name} turned a finite cotangent into nan or inf "

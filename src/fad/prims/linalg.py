@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 
 from .. import _linear as lin
 from .._core import FUNCTIONS, UFUNCS, Configurable, Dual, Fn, defop, multiply, shape_of
+
+Shape = tuple[int, ...]
 
 __all__ = ["dot", "matmul", "matmul_values"]
 
@@ -20,75 +22,107 @@ def _swap(x: Any) -> Any:
     return np.swapaxes(x, -1, -2)
 
 
+@final
+class MatMul(lin.Node):
+    """The derivative of ``a @ b``: ``ta @ b + a @ tb``; transposed, ``ct @ bᵀ`` and ``aᵀ @ ct``.
+
+    A node class, not closures: a loop of matrix products records one small object per
+    product. Tangents and cotangents may carry leading batch axes.
+    """
+
+    __slots__ = ("a", "b", "da", "db")
+
+    def __init__(self, a: Any, b: Any, an: lin.Node | None, bn: lin.Node | None, shape: Shape):
+        self.parents = tuple(n for n in (an, bn) if n is not None)
+        self.source = self.parents[0].source
+        self.shape = shape
+        self.diag = -1
+        self.a = a
+        self.b = b
+        self.da = an is not None
+        self.db = bn is not None
+
+    @property
+    def name(self) -> str:
+        return "matmul"
+
+    def forward(self, ts: list[Any]) -> Any:
+        it = iter(ts)
+        ta = next(it) if self.da else None
+        tb = next(it) if self.db else None
+        a, b = self.a, self.b
+        na, nb_ = len(shape_of(a)), len(shape_of(b))
+        total: Any = None
+        if ta is not None:
+            if na == 1 and nb_ > 2:
+                # numpy puts a 1-d left operand in a row; with a batch of them that
+                # row must be explicit, below the matrix stack's own leading axes.
+                batch = shape_of(ta)[:-1]
+                row = np.reshape(ta, batch + (1,) * (nb_ - 2) + (1, shape_of(ta)[-1]))
+                total = np.matmul(row, b)[..., 0, :]
+            else:
+                total = np.matmul(ta, b)
+        if tb is not None:
+            if nb_ == 1 and len(shape_of(tb)) > 1:
+                # A batch of vectors times a matrix: one matmul, not B matrix-vector ones.
+                if na == 1:
+                    term = np.matmul(tb, a)
+                elif na > 2:
+                    term = np.moveaxis(np.matmul(a, _swap(tb)), -1, 0)
+                else:
+                    term = _swap(np.matmul(a, _swap(tb)))
+            else:
+                term = np.matmul(a, tb)
+            total = term if total is None else total + term
+        return total
+
+    def backward(self, ct: Any) -> list[Any]:
+        a, b = self.a, self.b
+        sa, sb = shape_of(a), shape_of(b)
+        nb = len(shape_of(ct)) - len(self.shape)
+        res = []
+        if self.da:
+            if len(sb) == 1:
+                ga = _arr(ct)[..., None] * b
+            elif len(sa) == 1 and len(sb) > 2:
+                ga = np.matmul(_arr(ct)[..., None, :], _swap(b))[..., 0, :]
+            else:
+                ga = np.matmul(ct, b.T if len(sb) == 2 else _swap(b))
+            res.append(lin.sum_to(ga, shape_of(ga)[nb:], sa))
+        if self.db:
+            if len(sa) == 1 and len(sb) == 2 and nb == 0 and _plain(a, ct):
+                res.append(lin.Outer(a, ct))  # summed with the other steps' shares at once
+                return res
+            if len(sb) == 1 and len(sa) == 2:
+                gb = np.matmul(ct, a)  # (batch, n) @ (n, k): no (batch, n, k) temporary
+            elif len(sb) == 1:
+                gb = _arr(ct)[..., None] * a
+            elif len(sa) == 1:
+                gb = a[:, None] * _arr(ct)[..., None, :]
+            else:
+                gb = np.matmul(_swap(a), ct)
+            res.append(lin.sum_to(gb, shape_of(gb)[nb:], sb))
+        return res
+
+
+def _plain(a: Any, ct: Any) -> bool:
+    return type(a) is np.ndarray and type(ct) is np.ndarray
+
+
+def _linearize(p: list[Any], y: Any, nodes: list[lin.Node | None]) -> lin.Node:
+    av, bv = p
+    an, bn = nodes
+    return MatMul(av, bv, an, bn, shape_of(y))
+
+
+_matmul = defop("matmul", np.matmul, _linearize)
+
+
 def matmul_values(a: Any, b: Any) -> Any:
     """``a @ b`` differentiated in both operands (numpy's matmul semantics)."""
-
-    def lin_(p: list[Any], y: Any, nodes: list[lin.Node | None]) -> lin.Node:
-        av, bv = p
-        an, bn = nodes
-        a1 = len(shape_of(av)) == 1
-        b1 = len(shape_of(bv)) == 1
-        out = shape_of(y)
-        parents = tuple(n for n in nodes if n is not None)
-
-        def fwd(*ts: Any) -> Any:
-            it = iter(ts)
-            total: Any = None
-            if an is not None:
-                ta = next(it)
-                if a1 and len(shape_of(bv)) > 2:
-                    # numpy puts a 1-d left operand in a row; with a batch of them that
-                    # row must be explicit, below the matrix stack's own leading axes.
-                    nb = shape_of(ta)[:-1]
-                    row = np.reshape(
-                        ta, nb + (1,) * (len(shape_of(bv)) - 2) + (1, shape_of(ta)[-1])
-                    )
-                    total = np.matmul(row, bv)[..., 0, :]
-                else:
-                    total = np.matmul(ta, bv)
-            if bn is not None:
-                tb = next(it)
-                batched = len(shape_of(tb)) > len(shape_of(bv))
-                if b1 and batched:
-                    # A batch of vectors times a matrix: one matmul, not B matrix-vector ones.
-                    term = (
-                        np.matmul(tb, av) if a1 else np.swapaxes(np.matmul(av, _swap(tb)), -1, -2)
-                    )
-                    if not a1 and len(shape_of(av)) > 2:
-                        term = np.moveaxis(np.matmul(av, _swap(tb)), -1, 0)
-                else:
-                    term = np.matmul(av, tb)
-                total = term if total is None else total + term
-            return total
-
-        def back(ct: Any) -> list[Any]:
-            nb = len(shape_of(ct)) - len(out)
-            res = []
-            if an is not None:
-                if b1:
-                    ga = _arr(ct)[..., None] * bv
-                elif a1 and len(shape_of(bv)) > 2:
-                    ga = np.matmul(_arr(ct)[..., None, :], _swap(bv))[..., 0, :]
-                else:
-                    ga = np.matmul(ct, _swap(bv))
-                res.append(lin.sum_to(ga, shape_of(ga)[nb:], shape_of(av)))
-            if bn is not None:
-                if b1 and len(shape_of(av)) == 2:
-                    gb = np.matmul(ct, av)  # (batch, n) @ (n, k): no (batch, n, k) temporary
-                elif b1:
-                    gb = _arr(ct)[..., None] * av
-                elif a1:
-                    gb = av[:, None] * _arr(ct)[..., None, :]
-                else:
-                    gb = np.matmul(_swap(av), ct)
-                res.append(lin.sum_to(gb, shape_of(gb)[nb:], shape_of(bv)))
-            return res
-
-        return lin.Op("matmul", parents, out, fwd, back)
-
     if not shape_of(a) or not shape_of(b):
         raise ValueError("matmul: operands must be at least 1-d; use * for scalars")
-    return defop("matmul", np.matmul, lin_)(a, b)
+    return _matmul(a, b)
 
 
 def _dot_values(a: Any, b: Any, **kw: Any) -> Any:
