@@ -374,6 +374,14 @@ def test_threads_share_the_chunks_and_the_callers_error_state() -> None:
     assert not np.isnan(dys).any()  # repaired, whichever thread met the nan
 
 
+def test_an_empty_batch_after_others_on_the_fast_path() -> None:
+    k = fad.kernel.compile(fad.sigmoid, engine="numpy")
+    k(np.ones(3))  # bound: later small calls take the fast path
+    for x in (np.empty(0), np.empty((0, 3)), np.empty(0, np.float32)):
+        ys, dys = k(x)
+        assert ys.shape == dys.shape == x.shape and ys.dtype == x.dtype
+
+
 def test_a_nan_derivative_is_repaired_on_every_path() -> None:
     # exp(800) * (1 / (1 + exp(800)))**2 is inf * 0 fused; direct evaluation says 0.
     f = prims.multiply(-1.0) >> fad.exp >> prims.add(1.0) >> fad.reciprocal

@@ -206,7 +206,7 @@ class Kernel:
             leaf is not None
             and type(xs) is np.ndarray
             and out is None
-            and xs.size <= self.chunk
+            and 0 < xs.size <= self.chunk
             and xs.flags.c_contiguous
             and (self.engine == "numpy" or xs.size < NUMEXPR_MIN)
             and not nan_checks_enabled()
@@ -300,7 +300,7 @@ class Kernel:
         derivs = outs[n_out:]
         idx = np.flatnonzero(np.any([np.isnan(d) for d in derivs], axis=0))
         if not idx.size:
-            return  # the sum was nan from inf - inf
+            return  # the check added the maxima of two derivatives, inf and -inf
         sub = unflatten(p.in_tree, [x[idx] for x in flat])
         with np.errstate(all="ignore"):
             _, d = linearize(self.fn, sub)
