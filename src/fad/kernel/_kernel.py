@@ -279,7 +279,7 @@ class Kernel:
                 from ._numexpr import evaluate
 
                 evaluate(entry, flat, outs, wd, max(self.chunk, NUMEXPR_CHUNK))
-                nan = any(np.isnan(np.sum(d)) for d in outs[entry.plan.n_out :])
+                nan = any(np.isnan(np.maximum.reduce(d)) for d in outs[entry.plan.n_out :])
             else:
                 nan = self._run(entry, run, span, wd, flat, outs, n)
             if nan:
