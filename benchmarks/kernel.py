@@ -28,6 +28,7 @@ installed.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from _timing import Results, Target, Variant, describe_machine, optional, print_
 
 import fad
 import fad.kernel
+from fad.kernel._kernel import default_threads
 from fad.prims import (
     add,
     affine,
@@ -251,12 +253,23 @@ def plot(results: dict[str, list[tuple[int, Results]]], path: Path) -> None:
     print(f"\nplot saved to {path}")
 
 
+def _load() -> str:
+    """The cores and the load average: on a shared machine, the context of the timings
+    (fad's threads can only use cores that other work leaves free)."""
+    try:
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return f"fad.kernel threads by default: {default_threads()}; load average {load}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="fad.kernel benchmark")
     parser.add_argument("--quick", action="store_true", help="stop at N = 10^6")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     print(describe_machine(numexpr=getattr(ne, "__version__", "absent")))
+    print(_load())
     sizes = [10**3, 10**4, 10**5, 10**6] + ([] if args.quick else [10**7])
     results: dict[str, list[tuple[int, Results]]] = {"sigmoid": [], "20-op chain": []}
     for name in results:
@@ -274,6 +287,7 @@ def main() -> None:
                 cells.append(f"{m[v] / m['naive numpy']:9.2f}" if v in m else f"{'-':>9}")
             print("  " + v.ljust(28) + "".join(cells))
     print_summary(r for rows in results.values() for _, r in rows)
+    print(_load())
     if plt is not None:
         plot(results, Path(__file__).with_name("kernel.png"))
 
