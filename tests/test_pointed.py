@@ -285,6 +285,39 @@ def test_scalar_times_vector_and_row_plus_matrix() -> None:
 # ------------------------------------------------------------------------- indexing
 
 
+FROM_OUTPUT = [
+    name
+    for name, f in fad.prims._declare.REGISTRY.items()
+    if not fad.prims._declare.declaration(f).reads_x
+]
+
+
+@pytest.mark.parametrize("name", FROM_OUTPUT)
+def test_rules_that_read_only_the_value_in_every_mode(name: str) -> None:
+    """tanh, sigmoid, sqrt... record their value, not a coefficient; the derivative read
+    back in every mode - a pass, a kept map, its transpose, forward Jacobians, a second
+    derivative, fused behind another step or not - is the rule's closed form."""
+    rec = fad.prims._declare.declaration(fad.prims._declare.REGISTRY[name])
+    x = np.linspace(0.2, 1.4, 7)
+    y = rec.kernel(x)
+    slope = rec.rule(x, y)
+
+    def f(x: Any) -> Any:
+        return np.sum(rec.run(x + 0.0) * 3.0)
+
+    np.testing.assert_allclose(fad.grad(f)(x), 3.0 * slope, rtol=1e-12)
+    _, d = fad.linearize(lambda x: rec.run(x + 0.0), x)
+    assert type(d._nodes[0]).__name__ == "FromOutput"  # the path under test
+    np.testing.assert_allclose(d @ np.ones(7), slope, rtol=1e-12)
+    np.testing.assert_allclose(d.T @ np.ones(7), slope, rtol=1e-12)
+    np.testing.assert_allclose(fad.jacobian(lambda x: rec.run(x + 0.0))(x), np.diag(slope))
+    np.testing.assert_allclose(fad.jacfwd(f)(x), 3.0 * slope, rtol=1e-12)
+    fused = fad.grad(lambda x: np.sum(rec.run(rec.run(x + 0.0))))(x)
+    np.testing.assert_allclose(fused, rec.rule(y, rec.kernel(y)) * slope, rtol=1e-12)
+    second = fad.hessian(f)(x)
+    close(np.diag(second), numerical_jacobian(fad.grad(f), x).diagonal(), (1e-6, 1e-8), name)
+
+
 @PROPERTY
 @given(hs.integers(1, 5), hs.integers(1, 8), seeds)
 def test_repeated_integer_indices_accumulate(n: int, m: int, seed: int) -> None:

@@ -794,6 +794,7 @@ class _RematNode(lin.Node):
         dep: list[int],
     ) -> None:
         self.source = source
+        self.seq = next(lin.creation)
         self.f = f
         self.tree = tree
         self.in_values = in_values

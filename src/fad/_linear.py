@@ -9,8 +9,10 @@ transform, or one call of an ``Fn`` on a plain value). Two interpreters read tha
 * ``pull_back`` applies each node's transpose from the outputs to the inputs
   (reverse mode, VJP), accumulating cotangents of shared nodes once per use.
 
-Both walk a topological order built with an explicit stack, so the cost is linear in the
-number of nodes and no recursion grows with the depth of the computation.
+``push_forward`` walks a topological order built with an explicit stack; ``pull_back``
+visits the nodes a cotangent reaches, newest first (every node has its place in creation
+order, and parents are made before their children). Both cost time linear in the number
+of nodes, and no recursion grows with the depth of the computation.
 
 Tangents and cotangents may carry leading *batch* axes (``batch + node.shape``): a matrix
 of directions is pushed through at once, which is how Jacobians and Hessians are formed
@@ -22,6 +24,7 @@ derivatives of derivatives come out of the same code.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +58,8 @@ __all__ = [
 Shape = tuple[int, ...]
 
 _tags = itertools.count(1)
+# Every node's place in creation order: a topological order (parents come first).
+creation = itertools.count()
 # Off while a trace records one node per elementary operation.
 _FUSE: ContextVar[bool] = ContextVar("fad_fuse", default=True)
 # On while a pass is run again with every (co)tangent product checked (see ``product``).
@@ -108,12 +113,13 @@ class Node:
     Jacobian is diagonal), or -1: ``np.asarray`` of an elementwise derivative reads it.
     """
 
-    __slots__ = ("diag", "parents", "shape", "source")
+    __slots__ = ("diag", "parents", "seq", "shape", "source")
 
     source: Source
     shape: Shape
     parents: tuple[Node, ...]
     diag: int
+    seq: int  # ``next(creation)``: reverse mode visits nodes from the newest
 
     def forward(self, ts: list[Any]) -> Any:
         """Tangent of this node from its parents' tangents (``None`` is zero)."""
@@ -162,6 +168,7 @@ class Input(Node):
 
     def __init__(self, source: Source, index: int, value: Any) -> None:
         self.source = source
+        self.seq = next(creation)
         self.index = index
         self.shape = shape_of(value)
         self.dtype = np.dtype(np.float64) if type(value) is float else np.result_type(value)
@@ -181,6 +188,7 @@ class Tangent(Node):
 
     def __init__(self, source: Source, shape: Shape, tangent: Any) -> None:
         self.source = source
+        self.seq = next(creation)
         self.shape = shape
         self.tangent = tangent
         self.parents = ()
@@ -249,7 +257,7 @@ def evaluate(node: Node) -> Tangent:
 
 def _forward(node: Node, ts: list[Any]) -> Any:
     """``node.forward(ts)``, with ``Diag`` tangents made dense for nodes that need it."""
-    if type(node) is Scale or type(node) is Sum:
+    if type(node) is Scale or type(node) is Sum or type(node) is FromOutput:
         return node.forward(ts)
     if len(ts) == 1 and type(ts[0]) is Diag and type(node) is Op and node.on_diag is not None:
         return node.on_diag(ts[0])
@@ -338,6 +346,7 @@ class Scale(Node):
 
     def __init__(self, coef: Any, parent: Node, shape: Shape, label: str = "scale") -> None:
         self.source = parent.source
+        self.seq = next(creation)
         self.coef = coef
         self.parents = (parent,)
         self.shape = shape
@@ -369,7 +378,7 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
     so it costs one multiply per step and O(1) memory however deep the pipeline is.
     """
     if (
-        type(node) is Scale
+        (type(node) is Scale or type(node) is FromOutput)
         and node.shape == shape
         and node.parents[0].shape == shape
         and _FUSE.get()
@@ -377,6 +386,70 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
     ):
         return Scale(times(coef, node.coef), node.parents[0], shape, f"{label} . {node.label}")
     return Scale(coef, node, shape, label)
+
+
+def keeps_output(node: Node, y: Any) -> bool:
+    """Whether an elementwise step on ``node`` with value ``y`` records ``FromOutput``.
+
+    Not when forward mode evaluates it at once, nor when ``scale`` would fuse it into
+    its parent's coefficient, nor for Python numbers (nothing to save).
+    """
+    if node.source.eager or type(y) is not np.ndarray or y.shape != node.shape:
+        return False
+    fusable = type(node) is Scale or type(node) is FromOutput
+    return not (fusable and node.parents[0].shape == node.shape and _FUSE.get())
+
+
+@final
+class FromOutput(Node):
+    """``t -> rule(None, y) * t``: an elementwise derivative computed from the value.
+
+    For rules that read only the primitive's value (``tanh``: 1 - y², ``sigmoid``:
+    y(1 - y)), keeping ``y`` - which the next step of a loop keeps anyway - instead of a
+    coefficient array saves an array per step of a recorded loop.
+    """
+
+    __slots__ = ("label", "rule", "singular", "y")
+
+    def __init__(
+        self, rule: Callable[[Any, Any], Any], y: Any, parent: Node, label: str, singular: bool
+    ) -> None:
+        self.source = parent.source
+        self.seq = next(creation)
+        self.parents = (parent,)
+        self.shape = parent.shape
+        self.diag = parent.diag
+        self.rule = rule
+        self.y = y
+        self.label = label
+        self.singular = singular
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def coef(self) -> Any:
+        if not self.singular:
+            return self.rule(None, self.y)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self.rule(None, self.y)
+
+    def forward(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if type(t) is Diag:
+            return Diag(product(t.d, self.coef))
+        return None if t is None else product(t, self.coef)
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        return (product(ct, self.coef),)
+
+
+def from_output(
+    rule: Callable[[Any, Any], Any], y: Any, node: Node, label: str, singular: bool
+) -> Node:
+    """The derivative ``rule(None, y) * t`` of an elementwise step, computed when needed."""
+    return FromOutput(rule, y, node, label, singular)
 
 
 @final
@@ -387,6 +460,7 @@ class Sum(Node):
 
     def __init__(self, parents: tuple[Node, ...], shape: Shape) -> None:
         self.source = parents[0].source
+        self.seq = next(creation)
         self.parents = parents
         self.shape = shape
         d = parents[0].diag
@@ -457,6 +531,7 @@ class Op(Node):
         on_diag: Callable[[Diag], Any] | None = None,
     ) -> None:
         self.source = parents[0].source
+        self.seq = next(creation)
         self.label = label
         self.on_diag = on_diag  # the jvp of a single ``Diag`` tangent, if it has a cheap one
         self.parents = parents
@@ -702,16 +777,26 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
 
 
 def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
+    # Nodes are visited newest first (a heap on creation order, as torch's engine
+    # does): a node's consumers have all added their shares before it runs, only nodes a
+    # cotangent reaches are visited, and a loop's steps are transposed one after the
+    # other, so the cotangents alive at once are those of about one step, not of every
+    # side branch of every step.
     acc: dict[int, Any] = {}
+    heap: list[tuple[int, Node]] = []
+    push, pop = heapq.heappush, heapq.heappop
     for o, ct in zip(outputs, cts, strict=True):
         if o is not None and ct is not None:
-            acc[id(o)] = ct if id(o) not in acc else acc[id(o)] + ct
+            if id(o) in acc:
+                acc[id(o)] = _accumulate(acc[id(o)], ct)
+            else:
+                acc[id(o)] = ct
+                push(heap, (-o.seq, o))
     result: list[Any] = [None] * n_inputs
     check = nan_checks_enabled()
-    for node in reversed(toposort(outputs)):
-        ct = acc.pop(id(node), None)
-        if ct is None:
-            continue
+    while heap:
+        node = pop(heap)[1]
+        ct = acc.pop(id(node))
         if isinstance(ct, Lazy):
             ct = ct.dense()
         if type(node) is Input:
@@ -723,7 +808,11 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
         for p, pct in zip(node.parents, back, strict=True):
             if pct is not None:
                 k = id(p)
-                acc[k] = pct if k not in acc else _accumulate(acc[k], pct)
+                if k in acc:
+                    acc[k] = _accumulate(acc[k], pct)
+                else:
+                    acc[k] = pct
+                    push(heap, (-p.seq, p))
     return result
 
 

@@ -104,8 +104,8 @@ class Elementwise(Step):
     """
 
     __slots__ = (
-        "doc", "domain", "fast_rule", "fast_value", "has_scalar", "kernel", "name", "rule",
-        "singular",
+        "doc", "domain", "fast_rule", "fast_value", "has_scalar", "kernel", "name", "reads_x",
+        "rule", "singular",
     )  # fmt: skip
     elementwise = True
 
@@ -119,9 +119,11 @@ class Elementwise(Step):
         fast: tuple[Callable[[float], float], Callable[[float, float], Any]] | None = None,
         doc: str = "",
         singular: bool = False,
+        reads_x: bool = True,
     ) -> None:
         self.name = name
         self.singular = singular
+        self.reads_x = reads_x
         self.kernel = kernel
         self.rule = rule
         self.domain = domain
@@ -149,12 +151,16 @@ class Elementwise(Step):
             except (OverflowError, ValueError, ZeroDivisionError):
                 with np.errstate(all="ignore"):  # numpy's inf or nan, as a Python float
                     c = float(self.rule(np.float64(v), np.float64(y)))
+        elif not self.reads_x and lin.keeps_output(node, y):
+            c = _LATER  # computed from y when a pass needs it: y is usually kept anyway
         elif self.singular:  # the rule divides by zero at the domain's edge: no warning
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 c = self.rule(v, y)
         else:
             c = self.rule(v, y)
         shape = shape_of(y)
+        if c is _LATER:
+            return mk(y, lin.from_output(self.rule, y, node, self.name, self.singular))
         if c is None:
             return mk(y, node if node.shape == shape else lin.Sum((node,), shape))
         return mk(y, scale(c, node, shape, self.name))
@@ -178,6 +184,8 @@ class Elementwise(Step):
         return y, (1.0 if d is None else d)
 
 
+_LATER = object()  # a coefficient left to be computed from the output
+
 # Every named elementwise primitive, built-in or declared by a user: the test
 # strategies draw from it, so a new primitive is tested the moment it exists.
 REGISTRY: dict[str, Fn[Any, Any]] = {}
@@ -194,15 +202,20 @@ def elementwise(
     ufunc: Any = None,
     register: bool = True,
     singular: bool = False,
+    reads_x: bool = True,
 ) -> Fn[Any, Any]:
     """Declare an elementwise primitive and return it as a one-step ``Fn``.
 
     ``ufunc`` makes numpy's function of that name dispatch to it on ``Dual`` values.
     ``singular`` marks a rule that is infinite at the edge of its domain (``sqrt`` at 0):
     it is computed without numpy's divide-by-zero warning, which the function itself
-    never gave.
+    never gave. ``reads_x=False`` says the rule reads only the value ``y`` (it is then
+    called with ``x=None``): a recorded derivative keeps ``y``, which the next step
+    usually keeps anyway, instead of a coefficient array of its own.
     """
-    step = Elementwise(name, kernel, rule, domain, fast=fast, doc=doc, singular=singular)
+    step = Elementwise(
+        name, kernel, rule, domain, fast=fast, doc=doc, singular=singular, reads_x=reads_x
+    )
     fn: Fn[Any, Any] = Fn((step,))
     if register:
         REGISTRY[name] = fn

@@ -102,7 +102,7 @@ tan = elementwise(
 )  # fmt: skip
 
 tanh = elementwise(
-    "tanh", np.tanh, lambda x, y: 1.0 - y * y, REALS, ufunc=np.tanh,
+    "tanh", np.tanh, lambda x, y: 1.0 - y * y, REALS, ufunc=np.tanh, reads_x=False,
     fast=(math.tanh, lambda x, y: 1.0 - y * y),
     doc="""Hyperbolic tangent; the derivative 1 - tanh(x)**2 reuses the value.
 
@@ -113,7 +113,7 @@ tanh = elementwise(
 )  # fmt: skip
 
 sigmoid = elementwise(
-    "sigmoid", _sigmoid, lambda x, y: y * (1.0 - y), REALS,
+    "sigmoid", _sigmoid, lambda x, y: y * (1.0 - y), REALS, reads_x=False,
     fast=(_sigmoid_math, lambda x, y: y * (1.0 - y)),
     doc="""The logistic function 1 / (1 + e**-x), stable for large |x|.
 
@@ -161,7 +161,7 @@ abs = elementwise(
 )  # fmt: skip
 
 sqrt = elementwise(
-    "sqrt", np.sqrt, lambda x, y: 0.5 / y, POSITIVE, ufunc=np.sqrt, singular=True,
+    "sqrt", np.sqrt, lambda x, y: 0.5 / y, POSITIVE, ufunc=np.sqrt, singular=True, reads_x=False,
     fast=(math.sqrt, lambda x, y: 0.5 / y),
     doc="""Square root, for x > 0 (at 0 the derivative is inf, as in numpy).
 
@@ -183,7 +183,8 @@ square = elementwise(
 )  # fmt: skip
 
 reciprocal = elementwise(
-    "reciprocal", np.reciprocal, lambda x, y: -y * y, NONZERO, ufunc=np.reciprocal, singular=True,
+    "reciprocal", np.reciprocal, lambda x, y: -y * y, NONZERO, ufunc=np.reciprocal,
+    singular=True, reads_x=False,
     fast=(lambda x: 1.0 / x, lambda x, y: -y * y),
     doc="""1 / x; the derivative -1/x**2 reuses the value.
 
@@ -216,7 +217,7 @@ log1p = elementwise(
 )  # fmt: skip
 
 expm1 = elementwise(
-    "expm1", np.expm1, lambda x, y: y + 1.0, REALS, ufunc=np.expm1,
+    "expm1", np.expm1, lambda x, y: y + 1.0, REALS, ufunc=np.expm1, reads_x=False,
     fast=(math.expm1, lambda x, y: y + 1.0),
     doc="""e**x - 1, accurate for tiny x; the derivative is e**x = expm1(x) + 1.
 

@@ -35,6 +35,7 @@ class MatMul(lin.Node):
     def __init__(self, a: Any, b: Any, an: lin.Node | None, bn: lin.Node | None, shape: Shape):
         self.parents = tuple(n for n in (an, bn) if n is not None)
         self.source = self.parents[0].source
+        self.seq = next(lin.creation)
         self.shape = shape
         self.diag = -1
         self.a = a
