@@ -374,6 +374,31 @@ def test_threads_share_the_chunks_and_the_callers_error_state() -> None:
     assert not np.isnan(dys).any()  # repaired, whichever thread met the nan
 
 
+def test_threaded_calls_from_several_threads_at_once() -> None:
+    # Helpers queue behind other calls' in the shared pool; the caller does the chunks
+    # they don't get to (a helper that never started is cancelled, not awaited).
+    f = fad.tanh >> fad.sin * fad.exp
+    x = np.linspace(-2, 2, fad.kernel.THREADS_MIN + 1)
+    want = fad.kernel.compile(f, engine="numpy", threads=1)(x)
+    k = fad.kernel.compile(f, engine="numpy", threads=2, chunk=4096)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                for got, w in zip(k(x), want, strict=True):
+                    np.testing.assert_array_equal(got, w)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
 def test_an_empty_batch_after_others_on_the_fast_path() -> None:
     k = fad.kernel.compile(fad.sigmoid, engine="numpy")
     k(np.ones(3))  # bound: later small calls take the fast path

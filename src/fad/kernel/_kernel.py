@@ -337,7 +337,7 @@ class Kernel:
         # share each: on a machine whose cores are busy with other work, a thread that
         # gets less of a core takes fewer chunks, and the call is never slower than on
         # one thread by more than a chunk. Each thread has its own temporaries.
-        starts = iter(range(0, n, chunk))
+        starts = iter(range(0, n, chunk))  # next() on it is atomic under the GIL
         pool = _executor(threads)
         # Each helper runs in a copy of the caller's context: np.errstate is a context
         # variable, and the caller's settings hold for the whole batch.
@@ -346,7 +346,9 @@ class Kernel:
             for _ in range(threads - 1)
         ]
         nan = _run_span(entry, span, wd, xs, outs, starts, chunk, n)
-        return any([nan, *(f.result() for f in futures)])
+        # Every chunk is taken; a helper still queued (the pool busy with other calls)
+        # would find none: cancelled, it is not waited for.
+        return any([nan, *(f.result() for f in futures if not f.cancel())])
 
     def _outs(
         self, out: Any, entry: _Entry, shape: tuple[int, ...], wd: np.dtype[Any]
