@@ -662,7 +662,10 @@ def _apply_op(name: str, kernel: Callable[..., Any], linearize: Linearize, *args
     if top == 0:
         return call_kernel(name, kernel, *args_)
     primals, nodes = split(args_, top)
-    y = _apply_op(name, kernel, linearize, *primals)
+    if Dual in map(type, primals):  # values of enclosing transforms
+        y = _apply_op(name, kernel, linearize, *primals)
+    else:
+        y = call_kernel(name, kernel, *primals)
     if type(y) is Dual and y._node.source.tag >= top:
         raise TypeError(
             f"{name} closes over a value that the same transform differentiates, so "

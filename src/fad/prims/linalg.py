@@ -33,7 +33,12 @@ class MatMul(lin.Node):
     __slots__ = ("a", "b", "da", "db")
 
     def __init__(self, a: Any, b: Any, an: lin.Node | None, bn: lin.Node | None, shape: Shape):
-        self.parents = tuple(n for n in (an, bn) if n is not None)
+        if an is None or bn is None:
+            only = an if bn is None else bn
+            assert only is not None
+            self.parents = (only,)
+        else:
+            self.parents = (an, bn)
         self.source = self.parents[0].source
         self.seq = next(lin.creation)
         self.shape = shape
@@ -119,11 +124,14 @@ def _linearize(p: list[Any], y: Any, nodes: list[lin.Node | None]) -> lin.Node:
 _matmul = defop("matmul", np.matmul, _linearize)
 
 
-def matmul_values(a: Any, b: Any) -> Any:
+def matmul_values(a: Any, b: Any, **kw: Any) -> Any:
     """``a @ b`` differentiated in both operands (numpy's matmul semantics)."""
-    if not shape_of(a) or not shape_of(b):
-        raise ValueError("matmul: operands must be at least 1-d; use * for scalars")
-    return _matmul(a, b)
+    try:
+        return _matmul(a, b)
+    except ValueError:
+        if not shape_of(a) or not shape_of(b):
+            raise ValueError("matmul: operands must be at least 1-d; use * for scalars") from None
+        raise
 
 
 def _dot_values(a: Any, b: Any, **kw: Any) -> Any:
@@ -179,7 +187,7 @@ def matmul(w: Any, x: Any = None) -> Any:
 UFUNCS[np.matmul] = matmul_values  # a gufunc since numpy 2: dispatched as a ufunc
 FUNCTIONS.update(
     {
-        np.matmul: lambda a, b, **kw: matmul_values(a, b),
+        np.matmul: matmul_values,
         np.dot: _dot_values,
         np.inner: lambda a, b: _dot_values(a, b),
         np.vdot: lambda a, b: _dot_values(np.ravel(a), np.ravel(b)),
