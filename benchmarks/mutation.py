@@ -17,6 +17,7 @@ same elementwise mutants at one user-chosen point per mutant, for comparison.
 
     python benchmarks/mutation.py                # 10,000 correct pipelines
     python benchmarks/mutation.py --correct 500  # a quicker run
+    python benchmarks/mutation.py --skip-mutants --correct 1000 --seed 3  # reproducible
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as hs
 
 import fad
@@ -296,20 +297,23 @@ def autograd_catches(mutant: Mutant) -> str:
 # ----------------------------------------------------------------- false alarms
 
 
-def false_alarms(n: int) -> tuple[int, dict[str, int], list[str], float]:
-    """Run every law on ``n`` correct random pipelines; count and describe failures."""
+def false_alarms(n: int, seed_: int | None = None) -> tuple[int, dict[str, int], list[str], float]:
+    """Run every law on ``n`` correct random pipelines; count and describe failures.
+
+    With ``seed_`` the pipelines and points drawn are reproducible; each failure's
+    description starts with the pipeline and the point, as code.
+    """
     counts = {"fd": 0, "fd2": 0, "jvp/vjp": 0, "modes": 0, "modes2": 0, "monad": 0}
     examples: list[str] = []
     checked = [0]
     prims = [*BUILTINS, *FACTORIES]
 
-    def run(law: str, check: Callable[[], None]) -> None:
+    def run(law: str, check: Callable[[], None], case: str) -> None:
         try:
             check()
         except Exception as e:  # any failure on correct code is a false alarm
             counts[law] += 1
-            if len(examples) < 10:
-                examples.append(f"[{law}] {type(e).__name__}: {str(e)[:600]}")
+            examples.append(f"[{law}] {case}\n{type(e).__name__}: {str(e)[:600]}")
 
     @settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))  # fmt: skip
@@ -319,21 +323,35 @@ def false_alarms(n: int) -> tuple[int, dict[str, int], list[str], float]:
         fg = f >> g
         x = _point(fg >> h, data)
         checked[0] += 1
-        run("fd", lambda: laws.check_finite_differences(fg, x))
-        run("fd2", lambda: laws.check_finite_differences(fg, x, order=2))
-        run("jvp/vjp", lambda: laws.check_jvp_vjp(fg, x))
-        run("modes", lambda: laws.check_modes_agree(fg, x))
-        run("modes2", lambda: laws.check_modes_agree(fg, x, order=2))
-        run("monad", lambda: laws.check_left_identity(fg, x))
-        run("monad", lambda: laws.check_right_identity(fg, x))
-        run("monad", lambda: laws.check_associativity(f, g, h, x))
-        run("monad", lambda: laws.check_chain_rule(fg, h, x))
+        case = f"f, g, h = {f!r}, {g!r}, {h!r}; x = {_code(x)}"
+        run("fd", lambda: laws.check_finite_differences(fg, x), case)
+        run("fd2", lambda: laws.check_finite_differences(fg, x, order=2), case)
+        run("jvp/vjp", lambda: laws.check_jvp_vjp(fg, x), case)
+        run("modes", lambda: laws.check_modes_agree(fg, x), case)
+        run("modes2", lambda: laws.check_modes_agree(fg, x, order=2), case)
+        run("monad", lambda: laws.check_left_identity(fg, x), case)
+        run("monad", lambda: laws.check_right_identity(fg, x), case)
+        run("monad", lambda: laws.check_associativity(f, g, h, x), case)
+        run("monad", lambda: laws.check_chain_rule(fg, h, x), case)
 
+    if seed_ is not None:
+        correct = seed(seed_)(correct)
     start = time.perf_counter()
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         correct()
     return checked[0], counts, examples, time.perf_counter() - start
+
+
+def _code(x: Any) -> str:
+    """A point as code that rebuilds it exactly (dtype included)."""
+    if type(x) is float:
+        return repr(x)
+    a = np.asarray(x)
+    dt = f"np.{a.dtype}"
+    if a.ndim == 0:
+        return f"{dt}({float(a)!r})"
+    return f"np.array({[float(v) for v in a.ravel()]!r}, dtype={dt})"
 
 
 # -------------------------------------------------------------------------- main
@@ -343,6 +361,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--correct", type=int, default=10_000, help="correct pipelines to run")
     parser.add_argument("--skip-mutants", action="store_true")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed the correct pipelines (reproducible false alarms)")  # fmt: skip
     args = parser.parse_args()
 
     if not args.skip_mutants:
@@ -375,7 +395,7 @@ def main() -> None:
     if args.correct:
         print(f"\nFalse alarms: every law on {args.correct} correct random pipelines "
               f"(float64 and float32, scalars and arrays)...", flush=True)  # fmt: skip
-        n, counts, examples, seconds = false_alarms(args.correct)
+        n, counts, examples, seconds = false_alarms(args.correct, args.seed)
         total = sum(counts.values())
         print(
             f"pipelines checked: {n} in {seconds:.0f} s; false alarms: {total} "
