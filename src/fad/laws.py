@@ -35,8 +35,9 @@ violation is the same size in both precisions, and is reported.
 
 Finite differences are computed in float64, also for float32 functions: central
 differences along a direction with Ridders' extrapolation, in tables started from
-steps 512 times apart, a table counting only where the smaller ones agree with it (a
-pole, a fast oscillation or a clip's flat part within the largest steps is outgrown),
+steps 512 times apart, a table counting only where the next smaller one and the best
+estimate of the smaller ones agree with it (a pole, a fast oscillation or a clip's flat
+part within the largest steps is outgrown),
 and the estimate with the smallest error estimate kept, entry by entry. That estimate
 includes the rounding of the function's values, measured from their jitter, and is
 added to the tolerance, as is the change that rounding the point to its precision makes
@@ -926,7 +927,9 @@ def _ridders(diff: Diff, h0: float) -> tuple[Vec, Vec, Vec]:
     One table can be fooled by a step too large for the point: a pole or a fast
     oscillation nearby, or a flat region reached on both sides (``clip``), which looks
     exact. So tables start at each of ``_STARTS`` times ``h0``, and a table's estimate
-    only counts where the next smaller table agrees with it. Returns, per entry, the
+    only counts where the next smaller table agrees with it, and so does the best
+    counted estimate of the smaller tables (a table with a large error agrees with
+    anything, so it cannot vouch alone for a confident one above it). Returns, per entry, the
     counted estimate with the smallest error, that error, and the step its table
     started from; entries never finite come back nan with error inf.
     """
@@ -943,13 +946,22 @@ def _ridders(diff: Diff, h0: float) -> tuple[Vec, Vec, Vec]:
         est, e = tables[k]
         if k + 1 < len(tables):
             nxt, e_nxt = tables[k + 1]
-            slack = 2.0 * (e + e_nxt) + 1e-9 * np.maximum(np.abs(est), np.abs(nxt))
-            counts = counts & (np.abs(est - nxt) <= slack)
+            counts = counts & _agree(est, e, nxt, e_nxt)
+            # ...and with the best estimate of the smaller steps: a table whose error
+            # is large agrees with anything, so the chain alone would let a wrong,
+            # confident estimate at large steps through (a fast oscillation).
+            counts = counts & (~np.isfinite(err) | _agree(est, e, best, err))
         better = counts & (e < err)
         best = np.where(better, est, best)
         err = np.where(better, e, err)
         start = np.where(better, h0 * _STARTS[k], start)
     return best, err, start
+
+
+def _agree(a: Vec, ea: Vec, b: Vec, eb: Vec) -> Mask:
+    """Whether two estimates with errors ``ea`` and ``eb`` are consistent."""
+    slack = 2.0 * (ea + eb) + 1e-9 * np.maximum(np.abs(a), np.abs(b))
+    return np.asarray(np.abs(a - b) <= slack)
 
 
 def _ridders_table(diff: Diff, h: float) -> tuple[Vec, Vec]:

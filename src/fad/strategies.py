@@ -6,10 +6,11 @@ primitive takes part the moment it exists), the parameterised ones with drawn pa
 (``add(1.5)``, ``power(-1.0)``, ``clip(-0.5, 1.0)``) and pointwise arithmetic between
 functions (``(sin >> exp) + cos``, ``2.0 / tanh``). ``points(f)`` draws points where every
 step of ``f`` receives a value inside its primitive's domain, away from its kinks, with
-all intermediate values moderate (``|v| <= 1000``), so nothing overflows and finite
-differences are meaningful. Both shrink to readable counterexamples: a failing pipeline
-becomes a short one of the simplest primitives that still fails, printed as code
-(``multiply(-1.0) >> exp >> add(1.0) >> reciprocal``), and a point a short number.
+all intermediate values moderate (``|v| <= 1000``) and varying slowly with the input,
+so nothing overflows and finite differences are meaningful. Both shrink to readable
+counterexamples: a failing pipeline becomes a short one of the simplest primitives that
+still fails, printed as code (``multiply(-1.0) >> exp >> add(1.0) >> reciprocal``), and
+a point a short number.
 
 How domains propagate: every drawn pipeline is evaluated, as it is built, on a fixed
 grid of a few hundred probe inputs; a step is only added if enough probes stay valid
@@ -176,26 +177,42 @@ def _valid(f: Fn[Any, Any], x: Vec) -> Mask:
     return walk(f, x)[1]
 
 
+def _stages(f: Fn[Any, Any], x: Vec) -> tuple[list[Vec], Mask]:
+    """Like ``walk``, but the value after every step of ``f``, not only the last."""
+    ok = np.isfinite(x)
+    values = []
+    for step in f.steps:
+        x, valid = _step(step, x)
+        ok &= valid
+        values.append(x)
+    return values, ok
+
+
 def _smooth(f: Fn[Any, Any], x: Vec) -> Mask:
     """Where ``f`` is inside its domain and varies slowly enough to difference.
 
     A point where ``sin`` receives a value changing ten thousand times faster than ``x``
     is inside every domain, but its derivatives are out of reach of finite differences
     (and of float32). The slopes are estimated from the values alone, never from the
-    derivative rules under test: ``|f'| <= 1e4`` and ``|f''| <= 1e6``.
+    derivative rules under test: ``|v'| <= 1e4`` and ``|v''| <= 1e6`` for the value
+    ``v`` after every step of ``f``, not only the last. So a point of ``f >> g >> h``
+    is a fair point for ``f >> g`` too (the chain rule and associativity are checked
+    there), even where ``h`` is flat and hides how fast ``f >> g`` varies.
     """
-    y, ok = walk(f, x)
+    ys, ok = _stages(f, x)
     d1 = 1e-6 * np.maximum(1.0, np.abs(x))
-    (up, ok_up), (down, ok_down) = walk(f, x + d1), walk(f, x - d1)
+    (ups, ok_up), (downs, ok_down) = _stages(f, x + d1), _stages(f, x - d1)
+    ok &= ok_up & ok_down
     with np.errstate(all="ignore"):
-        slope = np.abs(up - down) / (2.0 * d1)
-    ok &= ok_up & ok_down & (slope <= 1e4)
+        for up, down in zip(ups, downs, strict=True):
+            ok &= np.abs(up - down) / (2.0 * d1) <= 1e4
     # Curvature at two spacings: an oscillation about as fast as one could alias away.
     for d2 in (1e-5, 1e-3):
-        (up, ok_up), (down, ok_down) = walk(f, x + d2), walk(f, x - d2)
+        (ups, ok_up), (downs, ok_down) = _stages(f, x + d2), _stages(f, x - d2)
+        ok &= ok_up & ok_down
         with np.errstate(all="ignore"):
-            curvature = np.abs(up - 2.0 * y + down) / (d2 * d2)
-        ok &= ok_up & ok_down & (curvature <= 1e6)
+            for y, up, down in zip(ys, ups, downs, strict=True):
+                ok &= np.abs(up - 2.0 * y + down) / (d2 * d2) <= 1e6
     return np.asarray(ok)
 
 
@@ -560,8 +577,10 @@ def points(
     ``np.float32`` for float32; with a ``shape`` they are arrays. The points are drawn
     from probes that satisfy every primitive's domain (with a margin from its edges and
     kinks) or freely from [-4, 4] and checked, so nothing is filtered away. Where ``f``
-    varies fast (``|f'| > 1e4`` or ``|f''| > 1e6``, estimated from values alone) no
-    point is drawn if there are others: finite differences could not follow it. With
+    or any of its steps varies fast (``|v'| > 1e4`` or ``|v''| > 1e6`` for the value
+    ``v`` after a step, estimated from values alone) no point is drawn if there are
+    others: finite differences could not follow it, in ``f`` or in the ``f1 >> f2``
+    that a chain-rule check of ``f = f1 >> f2 >> f3`` differentiates. With
     ``special=True`` kinks, domain edges and 0 are drawn too (no margin): the places
     where ``laws.check_modes_agree`` compares nan, inf and signed zeros.
 
