@@ -727,6 +727,21 @@ def test_jacobians_of_pytree_inputs_and_outputs(jac: Callable[..., Any]) -> None
 # ---------------------------------------------------------------- the transforms' API
 
 
+@pytest.mark.parametrize(
+    "f",
+    [np.sum, lambda x: x + 0.0, lambda x: x[1:] * 1.0, lambda x: np.broadcast_to(x, (2, 3))],
+    ids=["sum", "identity", "slice", "broadcast"],
+)
+def test_cotangents_are_fresh_arrays_the_caller_may_write_into(f: Callable[[Any], Any]) -> None:
+    """Not a read-only broadcast view (np.sum's transpose), not the caller's own array."""
+    x = np.arange(3.0)
+    u = np.ones(np.shape(f(x)))
+    g = fad.vjp(f, x)[1](u)[0]
+    assert g.flags.writeable
+    assert not np.may_share_memory(g, u) and not np.may_share_memory(g, x)
+    g += 1.0  # the caller owns it
+
+
 def test_grad_of_a_non_scalar_output_says_to_use_jacobian() -> None:
     with pytest.raises(TypeError, match="jacobian"):
         fad.grad(lambda x: np.sin(x))(np.ones(3))

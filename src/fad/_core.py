@@ -569,10 +569,14 @@ def _pow_da(a: Any, b: Any, y: Any) -> Any:
         if type(a) is float:  # Python raises on 0.0 ** -0.5; numpy says inf
             with np.errstate(divide="ignore", invalid="ignore"):
                 return b * float(np.float64(a) ** (b - 1.0))
-        return b * a ** (b - 1.0)
+        if b > 1.0:  # no division by zero, so no warning the function itself didn't give
+            return b * a ** (b - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return b * a ** (b - 1.0)  # infinite at a = 0 (the domain's edge)
     # An array of exponents: where one is 0 the power is constant, so its slope is 0
     # (b * a**(b-1) would say 0 * inf at a = 0).
-    return where_nonzero(b, b * a ** (b - 1.0))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return where_nonzero(b, b * a ** (b - 1.0))
 
 
 def where_nonzero(b: Any, c: Any) -> Any:
@@ -584,7 +588,8 @@ def where_nonzero(b: Any, c: Any) -> Any:
 
 
 def _pow_db(a: Any, b: Any, y: Any) -> Any:
-    return UFUNCS[np.log](a) * y
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # log(0) = -inf
+        return UFUNCS[np.log](a) * y
 
 
 add = Binary("add", "+", np.add, lambda a, b, y: None, lambda a, b, y: None)
@@ -603,7 +608,7 @@ def _over(a: Any, b: Any) -> Any:
 divide = Binary(
     "divide", "/", np.true_divide, lambda a, b, y: _over(1.0, b), lambda a, b, y: _over(-y, b), True
 )
-power = Binary("power", "**", np.power, _pow_da, _pow_db, True)
+power = Binary("power", "**", np.power, _pow_da, _pow_db)  # its partials silence themselves
 
 
 def _select_first(a: Any, b: Any, y: Any) -> Any:

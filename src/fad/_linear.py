@@ -275,6 +275,10 @@ def times(t: Any, c: Any) -> Any:
     if type(t) is float and type(c) is float:
         p = t * c
         return 0.0 if p != p and (t == 0.0 or c == 0.0) else p
+    if type(c) is float and c != 0.0 and c - c == 0.0:
+        return t * c  # a finite nonzero number: a nan in the product was in t already
+    if type(t) is float and t != 0.0 and t - t == 0.0:
+        return t * c
     if getattr(type(t), "__fad_leaf__", False) or getattr(type(c), "__fad_leaf__", False):
         return t * c  # Dual values of an enclosing transform
     with np.errstate(invalid="ignore"):
@@ -800,7 +804,7 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
         if isinstance(ct, Lazy):
             ct = ct.dense()
         if type(node) is Input:
-            result[node.index] = ct
+            result[node.index] = _owned(ct, cts)
             continue
         back = node.backward(ct)
         if check:
@@ -814,6 +818,17 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
                     acc[k] = pct
                     push(heap, (-p.seq, p))
     return result
+
+
+def _owned(ct: Any, given: Sequence[Any]) -> Any:
+    """A result the caller may write into: not a broadcast view, not a given cotangent."""
+    if type(ct) is not np.ndarray:
+        return ct
+    if not ct.flags.writeable or any(
+        type(c) is np.ndarray and np.may_share_memory(ct, c) for c in given
+    ):
+        return np.array(ct)
+    return ct
 
 
 def _finite(x: Any) -> bool:
