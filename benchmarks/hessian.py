@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import _one_blas_thread  # noqa: F401  (before numpy loads BLAS)
 import numpy as np
 from _timing import Results, Target, Variant, describe_machine, optional, print_summary, run
 

@@ -14,6 +14,7 @@ import sys
 from functools import partial
 from typing import Any
 
+import _one_blas_thread  # noqa: F401  (before numpy loads BLAS)
 import numpy as np
 from _timing import Results, Variant, describe_machine, fmt_time, run
 

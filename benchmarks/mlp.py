@@ -14,25 +14,21 @@ derivative with respect to ``x`` (a ``Fn`` called on a plain value inside a tran
 differentiates with respect to it, at a level of its own); the loss alone (numpy, no
 gradient), dominated by numpy's ``tanh``, for scale; autograd when installed.
 
-BLAS runs single-threaded (set here unless the environment says otherwise): on a busy
+BLAS runs single-threaded (_one_blas_thread, unless the environment says otherwise): on a busy
 2-core machine its thread pool made every timing, fad's and the hand-written one's, vary
 by +-50% and cost 3-6x; single-threaded the rounds agree to 2%.
 """
 
 from __future__ import annotations
 
-import os
+import cProfile
+import pstats
+import sys
+from typing import Any
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads BLAS
-
-import cProfile  # noqa: E402
-import pstats  # noqa: E402
-import sys  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-from _timing import (  # noqa: E402
+import _one_blas_thread  # noqa: F401  (before numpy loads BLAS)
+import numpy as np
+from _timing import (
     Results,
     Target,
     Variant,
@@ -42,7 +38,7 @@ from _timing import (  # noqa: E402
     run,
 )
 
-import fad  # noqa: E402
+import fad
 
 ag = optional("autograd")
 anp = optional("autograd.numpy")

@@ -17,21 +17,14 @@ them (a Python loop stacking the states).
 
 from __future__ import annotations
 
-import os
+import cProfile
+import pstats
+import sys
+from typing import Any
 
-# One BLAS thread, unless the environment says otherwise: a 64 x 64 matrix-vector product
-# is too small to share, and waking a thread pool for each one cost 10x the product
-# itself on a busy 2-core machine. Set before numpy loads BLAS; it applies to every variant.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import cProfile  # noqa: E402
-import pstats  # noqa: E402
-import sys  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-from _timing import (  # noqa: E402
+import _one_blas_thread  # noqa: F401  (before numpy loads BLAS)
+import numpy as np
+from _timing import (
     Results,
     Target,
     Variant,
@@ -42,7 +35,7 @@ from _timing import (  # noqa: E402
     run,
 )
 
-import fad  # noqa: E402
+import fad
 
 ag = optional("autograd")
 anp = optional("autograd.numpy")
