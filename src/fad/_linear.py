@@ -283,10 +283,21 @@ def times(t: Any, c: Any) -> Any:
         return t * c  # Dual values of an enclosing transform
     with np.errstate(invalid="ignore"):
         r: Any = t * c
-    if isinstance(r, np.ndarray | np.floating) and np.isnan(np.sum(r)):
+    if type(r) is np.ndarray:
+        if r.dtype.kind != "f":
+            return r
+        total = _add_reduce(r, axis=None)  # nan iff r has one (or both infinities)
+    elif isinstance(r, np.floating):
+        total = r
+    else:
+        return r
+    if total != total:
         fixed = np.where((np.asarray(t) == 0) | (np.asarray(c) == 0), 0.0, r)
         r = fixed.astype(np.result_type(r), copy=False)[()]
     return r
+
+
+_add_reduce = np.add.reduce
 
 
 def product(t: Any, c: Any) -> Any:
@@ -388,8 +399,16 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
         and _FUSE.get()
         and not nan_checks_enabled()  # debug_nans names each primitive's adjoint
     ):
-        return Scale(times(coef, node.coef), node.parents[0], shape, f"{label} . {node.label}")
+        return Scale(times(coef, node.coef), node.parents[0], shape, _fused(label, node.label))
     return Scale(coef, node, shape, label)
+
+
+def _fused(label: str, inner: str) -> str:
+    """The name of a fused chain, newest step first, cut short after about 80 characters
+    (a 10,000-step chain must not build a 10,000-step string at every step)."""
+    if len(inner) > 80:
+        inner = inner[:80].rsplit(" . ", 1)[0] + " . ..."
+    return f"{label} . {inner}"
 
 
 def keeps_output(node: Node, y: Any) -> bool:
