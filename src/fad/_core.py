@@ -529,7 +529,7 @@ class Binary:
         if an is not None:
             node = _term(ca, an, shape, name)
             if bn is not None:
-                node = Sum((node, _term(cb, bn, shape, name)), shape)
+                node = lin.sum_of(node, _term(cb, bn, shape, name), shape)
         else:
             assert bn is not None  # some operand is a Dual at this level
             node = _term(cb, bn, shape, name)

@@ -475,6 +475,27 @@ def from_output(
     return FromOutput(rule, y, node, label, singular)
 
 
+def sum_of(a: Node, b: Node, shape: Shape) -> Node:
+    """``Sum((a, b))``, with the terms of a same-shape ``Sum`` operand taken in (up to 8).
+
+    ``h @ W + x @ U + b`` then records one node, not two: one fewer step in every
+    iteration of a loop's backward pass. Still right when the inner sum is used
+    elsewhere too (its terms then get shares along both ways, as they should).
+    """
+    terms: list[Node] = []
+    for n in (a, b):
+        if (
+            type(n) is Sum
+            and n.shape == shape
+            and len(n.parents) < 8
+            and all(p.shape == shape for p in n.parents)
+        ):
+            terms.extend(n.parents)
+        else:
+            terms.append(n)
+    return Sum(tuple(terms), shape)
+
+
 @final
 class Sum(Node):
     """``(t1, t2, ...) -> t1 + t2 + ...`` with broadcasting."""
