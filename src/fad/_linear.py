@@ -64,6 +64,10 @@ creation = itertools.count()
 _FUSE: ContextVar[bool] = ContextVar("fad_fuse", default=True)
 # On while a pass is run again with every (co)tangent product checked (see ``product``).
 _STRICT: ContextVar[bool] = ContextVar("fad_strict", default=False)
+# On during an unchecked reverse pass, which runs under one np.errstate(invalid="ignore")
+# instead of one per product. Code a pass runs (a checkpointed segment recomputed, a
+# user's vjp rule) runs under it too: its primal warnings were given in the forward pass.
+_QUIET: ContextVar[bool] = ContextVar("fad_quiet", default=False)
 
 
 def shape_of(x: Any) -> Shape:
@@ -310,6 +314,8 @@ def product(t: Any, c: Any) -> Any:
     scale and select. So results without nan are exact, and a pass whose results have
     a nan runs again under ``strictly()``, every product checked.
     """
+    if _QUIET.get():  # inside an unchecked pass, which silenced numpy's invalid warnings
+        return t * c
     if _STRICT.get() or nan_checks_enabled():
         return times(t, c)
     if type(t) is float and type(c) is float:
@@ -327,9 +333,11 @@ def strict() -> bool:
 def strictly() -> Iterator[None]:
     """Check every (co)tangent product in the block: the slower, repairing pass."""
     token = _STRICT.set(True)
+    quiet = _QUIET.set(False)
     try:
         yield
     finally:
+        _QUIET.reset(quiet)
         _STRICT.reset(token)
 
 
@@ -500,15 +508,16 @@ def sum_of(a: Node, b: Node, shape: Shape) -> Node:
 class Sum(Node):
     """``(t1, t2, ...) -> t1 + t2 + ...`` with broadcasting."""
 
-    __slots__ = ()
+    __slots__ = ("flat",)
 
     def __init__(self, parents: tuple[Node, ...], shape: Shape) -> None:
         self.source = parents[0].source
         self.seq = next(creation)
         self.parents = parents
         self.shape = shape
+        self.flat = all(p.shape == shape for p in parents)  # no broadcasting to undo
         d = parents[0].diag
-        same = all(p.diag == d and p.shape == shape for p in parents)
+        same = self.flat and all(p.diag == d for p in parents)
         self.diag = d if same else -1
 
     @property
@@ -547,6 +556,8 @@ class Sum(Node):
         return total
 
     def backward(self, ct: Any) -> Sequence[Any]:
+        if self.flat:
+            return [ct] * len(self.parents)
         return [sum_to(ct, self.shape, p.shape) for p in self.parents]
 
 
@@ -813,7 +824,12 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
     """
     if strict():
         return _pull_back(outputs, cts, n_inputs)
-    result = _pull_back(outputs, cts, n_inputs)
+    token = _QUIET.set(True)
+    try:
+        with np.errstate(invalid="ignore"):
+            result = _pull_back(outputs, cts, n_inputs)
+    finally:
+        _QUIET.reset(token)
     if not has_nan(result):
         return result
     with strictly():

@@ -30,7 +30,7 @@ class MatMul(lin.Node):
     product. Tangents and cotangents may carry leading batch axes.
     """
 
-    __slots__ = ("a", "b", "da", "db")
+    __slots__ = ("a", "b", "da", "db", "na", "nb")
 
     def __init__(self, a: Any, b: Any, an: lin.Node | None, bn: lin.Node | None, shape: Shape):
         if an is None or bn is None:
@@ -45,6 +45,8 @@ class MatMul(lin.Node):
         self.diag = -1
         self.a = a
         self.b = b
+        self.na = len(shape_of(a))
+        self.nb = len(shape_of(b))
         self.da = an is not None
         self.db = bn is not None
 
@@ -57,7 +59,7 @@ class MatMul(lin.Node):
         ta = next(it) if self.da else None
         tb = next(it) if self.db else None
         a, b = self.a, self.b
-        na, nb_ = len(shape_of(a)), len(shape_of(b))
+        na, nb_ = self.na, self.nb
         total: Any = None
         if ta is not None:
             if na == 1 and nb_ > 2:
@@ -83,31 +85,36 @@ class MatMul(lin.Node):
         return total
 
     def backward(self, ct: Any) -> list[Any]:
-        a, b = self.a, self.b
-        sa, sb = shape_of(a), shape_of(b)
-        nb = len(shape_of(ct)) - len(self.shape)
+        a, b, na, nb_ = self.a, self.b, self.na, self.nb
+        batch = len(shape_of(ct)) - len(self.shape)
+        # Operands of at most 2 dims are never broadcast by matmul: no sum_to needed.
+        stacked = na > 2 or nb_ > 2
         res = []
         if self.da:
-            if len(sb) == 1:
+            if nb_ == 1:
                 ga = _arr(ct)[..., None] * b
-            elif len(sa) == 1 and len(sb) > 2:
+            elif na == 1 and nb_ > 2:
                 ga = np.matmul(_arr(ct)[..., None, :], _swap(b))[..., 0, :]
             else:
-                ga = np.matmul(ct, b.T if len(sb) == 2 else _swap(b))
-            res.append(lin.sum_to(ga, shape_of(ga)[nb:], sa))
+                ga = np.matmul(ct, b.T if nb_ == 2 else _swap(b))
+            if stacked:
+                ga = lin.sum_to(ga, shape_of(ga)[batch:], shape_of(a))
+            res.append(ga)
         if self.db:
-            if len(sa) == 1 and len(sb) == 2 and nb == 0 and _plain(a, ct):
+            if na == 1 and nb_ == 2 and batch == 0 and _plain(a, ct):
                 res.append(lin.Outer(a, ct))  # summed with the other steps' shares at once
                 return res
-            if len(sb) == 1 and len(sa) == 2:
+            if nb_ == 1 and na == 2:
                 gb = np.matmul(ct, a)  # (batch, n) @ (n, k): no (batch, n, k) temporary
-            elif len(sb) == 1:
+            elif nb_ == 1:
                 gb = _arr(ct)[..., None] * a
-            elif len(sa) == 1:
+            elif na == 1:
                 gb = a[:, None] * _arr(ct)[..., None, :]
             else:
                 gb = np.matmul(_swap(a), ct)
-            res.append(lin.sum_to(gb, shape_of(gb)[nb:], sb))
+            if stacked:
+                gb = lin.sum_to(gb, shape_of(gb)[batch:], shape_of(b))
+            res.append(gb)
         return res
 
 
