@@ -490,18 +490,13 @@ def sum_of(a: Node, b: Node, shape: Shape) -> Node:
     iteration of a loop's backward pass. Still right when the inner sum is used
     elsewhere too (its terms then get shares along both ways, as they should).
     """
-    terms: list[Node] = []
-    for n in (a, b):
-        if (
-            type(n) is Sum
-            and n.shape == shape
-            and len(n.parents) < 8
-            and all(p.shape == shape for p in n.parents)
-        ):
-            terms.extend(n.parents)
-        else:
-            terms.append(n)
-    return Sum(tuple(terms), shape)
+    if type(a) is Sum and a.flat and a.shape == shape and len(a.parents) < 8:
+        if type(b) is Sum and b.flat and b.shape == shape and len(b.parents) < 8:
+            return Sum(a.parents + b.parents, shape)
+        return Sum((*a.parents, b), shape)
+    if type(b) is Sum and b.flat and b.shape == shape and len(b.parents) < 8:
+        return Sum((a, *b.parents), shape)
+    return Sum((a, b), shape)
 
 
 @final
@@ -515,10 +510,15 @@ class Sum(Node):
         self.seq = next(creation)
         self.parents = parents
         self.shape = shape
-        self.flat = all(p.shape == shape for p in parents)  # no broadcasting to undo
         d = parents[0].diag
-        same = self.flat and all(p.diag == d for p in parents)
-        self.diag = d if same else -1
+        flat = True  # no broadcasting to undo
+        for p in parents:  # a loop, not all(generator): this runs once per addition
+            if p.shape != shape:
+                flat = False
+            if p.diag != d:
+                d = -1
+        self.flat = flat
+        self.diag = d if flat else -1
 
     @property
     def name(self) -> str:

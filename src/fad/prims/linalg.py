@@ -7,7 +7,18 @@ from typing import Any, final
 import numpy as np
 
 from .. import _linear as lin
-from .._core import FUNCTIONS, UFUNCS, Configurable, Dual, Fn, defop, multiply, shape_of
+from .._core import (
+    FUNCTIONS,
+    UFUNCS,
+    Configurable,
+    Dual,
+    Fn,
+    call_kernel,
+    defop,
+    mk,
+    multiply,
+    shape_of,
+)
 
 Shape = tuple[int, ...]
 
@@ -133,12 +144,41 @@ _matmul = defop("matmul", np.matmul, _linearize)
 
 def matmul_values(a: Any, b: Any, **kw: Any) -> Any:
     """``a @ b`` differentiated in both operands (numpy's matmul semantics)."""
+    fast = _one_level(a, b)
+    if fast is not None:  # the common case, without the general path's bookkeeping
+        av, an, bv, bn = fast
+        y = call_kernel("matmul", np.matmul, av, bv)
+        return mk(y, MatMul(av, bv, an, bn, y.shape))
     try:
         return _matmul(a, b)
     except ValueError:
         if not shape_of(a) or not shape_of(b):
             raise ValueError("matmul: operands must be at least 1-d; use * for scalars") from None
         raise
+
+
+def _one_level(a: Any, b: Any) -> tuple[Any, Any, Any, Any] | None:
+    """Values and nodes of operands that are arrays or ``Dual`` arrays of one level."""
+    an = bn = None
+    if type(a) is Dual:
+        an, a = a._node, a._value
+        if type(a) is not np.ndarray or not isinstance(an, lin.Node):
+            return None
+    elif type(a) is not np.ndarray:
+        return None
+    if type(b) is Dual:
+        bn, b = b._node, b._value
+        if type(b) is not np.ndarray or not isinstance(bn, lin.Node):
+            return None
+    elif type(b) is not np.ndarray:
+        return None
+    if an is None and bn is None:
+        return None
+    if an is not None and bn is not None and an.source is not bn.source:
+        return None
+    if a.ndim == 0 or b.ndim == 0:
+        return None
+    return a, an, b, bn
 
 
 def _dot_values(a: Any, b: Any, **kw: Any) -> Any:
