@@ -153,10 +153,17 @@ def _open(v: Any) -> Any:
 
 
 def _pair(out: Any, who: str) -> tuple[Any, Any]:
-    out = _open(out)
-    if not (isinstance(out, tuple | list) and len(out) == 2):
-        raise TypeError(f"the step of {who} must return a pair (carry, y), got {out!r}")
-    return _open(out[0]), _open(out[1])
+    if type(out) is Dual:
+        out = unpack(out)
+    if not (type(out) is tuple or type(out) is list) or len(out) != 2:
+        if not (isinstance(out, tuple | list) and len(out) == 2):
+            raise TypeError(f"the step of {who} must return a pair (carry, y), got {out!r}")
+    carry, y = out
+    # Most steps return plain arrays or leaf Duals: only structured ones need opening.
+    return (
+        _open(carry) if type(carry) is Dual else carry,
+        _open(y) if type(y) is Dual else y,
+    )
 
 
 def _fold(f: Fn[Any, Any], init: Any, xs: Any, every: int, diff: bool) -> Any:
