@@ -854,10 +854,11 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
                 push(heap, (-o.seq, o))
     result: list[Any] = [None] * n_inputs
     check = nan_checks_enabled()
-    while heap:
+    ndarray = np.ndarray
+    while heap:  # the hot loop of reverse mode: plain arrays are added inline
         node = pop(heap)[1]
         ct = acc.pop(id(node))
-        if isinstance(ct, Lazy):
+        if type(ct) is not ndarray and isinstance(ct, Lazy):
             ct = ct.dense()
         if type(node) is Input:
             result[node.index] = _owned(ct, cts)
@@ -865,14 +866,17 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
         back = node.backward(ct)
         if check:
             _check_adjoint(node, ct, back)
-        for p, pct in zip(node.parents, back, strict=True):
+        for p, pct in zip(node.parents, back):  # backward gives one entry per parent
             if pct is not None:
                 k = id(p)
-                if k in acc:
-                    acc[k] = _accumulate(acc[k], pct)
-                else:
+                old = acc.get(k)
+                if old is None:
                     acc[k] = pct
                     push(heap, (-p.seq, p))
+                elif type(old) is ndarray and type(pct) is ndarray:
+                    acc[k] = old + pct
+                else:
+                    acc[k] = _accumulate(old, pct)
     return result
 
 
