@@ -155,9 +155,8 @@ def _open(v: Any) -> Any:
 def _pair(out: Any, who: str) -> tuple[Any, Any]:
     if type(out) is Dual:
         out = unpack(out)
-    if not (type(out) is tuple or type(out) is list) or len(out) != 2:
-        if not (isinstance(out, tuple | list) and len(out) == 2):
-            raise TypeError(f"the step of {who} must return a pair (carry, y), got {out!r}")
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise TypeError(f"the step of {who} must return a pair (carry, y), got {out!r}")
     carry, y = out
     # Most steps return plain arrays or leaf Duals: only structured ones need opening.
     return (

@@ -866,7 +866,7 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
         back = node.backward(ct)
         if check:
             _check_adjoint(node, ct, back)
-        for p, pct in zip(node.parents, back):  # backward gives one entry per parent
+        for p, pct in zip(node.parents, back, strict=False):  # one entry per parent
             if pct is not None:
                 k = id(p)
                 old = acc.get(k)
