@@ -738,9 +738,12 @@ class Sparse(Lazy):
 
     def dense(self) -> Any:
         z = np.zeros(self.shape, dtype=self.dtype)
-        for index, value in self.pieces:
+        for k, (index, value) in enumerate(self.pieces):
             if is_basic(index):
-                z[index] += value
+                if k:
+                    z[index] += value
+                else:
+                    z[index] = value  # the first piece lands on zeros: a write, no read
             else:
                 np.add.at(z, index, value)  # repeated indices accumulate
         # The base may be a Dual of an enclosing transform: add it, don't write into it.
