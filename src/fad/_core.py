@@ -825,7 +825,7 @@ def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
         z = np.zeros(shape_of(c)[:nb] + shape, dtype=dtype_of(c))
         where = _batched_index(index, nb)
         if lin.is_basic(where):
-            z[where] = c  # a view of fresh zeros: no index repeats, nothing to add to
+            lin.write_onto_zeros(z, where, c)  # a basic index never repeats
         else:
             np.add.at(z, where, c)
         return z

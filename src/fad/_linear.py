@@ -743,7 +743,7 @@ class Sparse(Lazy):
                 if k:
                     z[index] += value
                 else:
-                    z[index] = value  # the first piece lands on zeros: a write, no read
+                    write_onto_zeros(z, index, value)
             else:
                 np.add.at(z, index, value)  # repeated indices accumulate
         # The base may be a Dual of an enclosing transform: add it, don't write into it.
@@ -800,6 +800,18 @@ class Outer(Lazy):
         if self.left:
             self._flush()
         return self.base
+
+
+def write_onto_zeros(z: Any, index: Any, value: Any) -> None:
+    """``z[index] += value`` for fresh zeros and a basic index: written, not read.
+
+    Adding ``0.0`` keeps what adding to the zeros did: ``-0.0`` becomes ``0.0``.
+    """
+    view = z[index]
+    if type(view) is np.ndarray:
+        np.add(value, 0.0, out=view)
+    else:  # one element
+        z[index] = value + 0.0
 
 
 def is_basic(index: Any) -> bool:
