@@ -313,6 +313,27 @@ def test_forward_jacobians_keep_the_identity_diagonal_and_leave_it_exactly(
         close(j, expected, EXACT[np.dtype(dtype)], f"{jac.__name__}: {name}")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_jacobians_of_layers_scale_rows_and_agree_with_reverse_mode(dtype: Any) -> None:
+    """A diagonal tangent times a matrix, either side: the rows of the matrix, scaled."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(5, 3)).astype(dtype)
+    b = rng.normal(size=(3, 4)).astype(dtype)
+    x = rng.normal(size=3).astype(dtype)
+    for f in (
+        lambda x: np.tanh(a @ x),
+        lambda x: np.tanh(x @ b),
+        lambda x: np.sin(x) @ b,
+        lambda x: a @ np.sin(x) * 2.0,
+        lambda x: (x @ b) @ b.T + x,
+    ):
+        expected = fad.jacrev(f)(x)
+        for jac in (fad.jacfwd, fad.jacobian):
+            j = jac(f)(x)
+            assert j.dtype == dtype
+            close(j, expected, EXACT[np.dtype(dtype)], jac.__name__)
+
+
 def test_hessian_of_a_closed_form() -> None:
     # f = sum(sin(x) x^2) + sum(x[:-1] x[1:]) (the benchmark's function).
     def f(x: Any) -> Any:

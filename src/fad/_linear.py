@@ -129,6 +129,10 @@ class Node:
         """Tangent of this node from its parents' tangents (``None`` is zero)."""
         raise NotImplementedError
 
+    def forward_diag(self, ts: list[Any]) -> Any:
+        """A cheaper ``forward`` when some tangents are ``Diag``, or ``None``: make them dense."""
+        return None
+
     def backward(self, ct: Any) -> Sequence[Any]:
         """Cotangents of the parents from this node's cotangent (``None`` is zero)."""
         raise NotImplementedError
@@ -265,6 +269,10 @@ def _forward(node: Node, ts: list[Any]) -> Any:
         return node.forward(ts)
     if len(ts) == 1 and type(ts[0]) is Diag and type(node) is Op and node.on_diag is not None:
         return node.on_diag(ts[0])
+    if any(type(t) is Diag for t in ts):
+        t = node.forward_diag(ts)
+        if t is not None:
+            return t
     return node.forward([undiag(t) for t in ts])
 
 

@@ -96,6 +96,18 @@ class MatMul(lin.Node):
             total = term if total is None else total + term
         return total
 
+    def forward_diag(self, ts: list[Any]) -> Any:
+        # jacfwd of a layer: the identity's columns times a matrix is the matrix with its
+        # rows scaled - O(n m), not the O(n² m) product of a dense identity.
+        if len(ts) != 1 or type(ts[0]) is not lin.Diag or type(ts[0].d) is not np.ndarray:
+            return None
+        d = ts[0].d
+        if self.da and self.na == 1 and self.nb == 2 and type(self.b) is np.ndarray:
+            return d[:, None] * self.b  # row k: d[k] e_k @ b
+        if self.db and self.na == 2 and self.nb == 1 and type(self.a) is np.ndarray:
+            return (self.a * d).T  # row k: a @ (d[k] e_k)
+        return None
+
     def backward(self, ct: Any) -> list[Any]:
         a, b, na, nb_ = self.a, self.b, self.na, self.nb
         batch = len(shape_of(ct)) - len(self.shape)
