@@ -12,6 +12,7 @@ stencil, error O(h**4)), closed forms, or the other mode.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -771,6 +772,30 @@ def test_cotangents_are_fresh_arrays_the_caller_may_write_into(f: Callable[[Any]
     assert g.flags.writeable
     assert not np.may_share_memory(g, u) and not np.may_share_memory(g, x)
     g += 1.0  # the caller owns it
+
+
+def test_the_garbage_collector_is_paused_only_while_a_transform_runs() -> None:
+    """Off while recording and reading the graph; back on after, even after an error;
+    left off if the caller had turned it off."""
+    seen = []
+
+    def f(x: Any) -> Any:
+        seen.append(gc.isenabled())
+        return np.sum(x * x)
+
+    assert gc.isenabled()
+    fad.grad(f)(np.ones(3))
+    fad.jacfwd(f)(np.ones(3))
+    assert seen == [False, False] and gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        fad.grad(lambda x: 1 / 0)(np.ones(3))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fad.grad(f)(np.ones(3))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_grad_of_a_non_scalar_output_says_to_use_jacobian() -> None:

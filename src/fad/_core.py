@@ -1311,7 +1311,7 @@ def _trace_call(
     leaves = [check_leaf(v, where) for v in leaves]
     source = Source(tree, leaves, tangents)
     duals = [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)]
-    with active(source.tag):
+    with active(source.tag), lin.gc_paused():
         out = f(unflatten(tree, duals))
         out = unpack(out)
         out_leaves, out_tree = flatten(out)
