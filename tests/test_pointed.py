@@ -318,6 +318,32 @@ def test_rules_that_read_only_the_value_in_every_mode(name: str) -> None:
     close(np.diag(second), numerical_jacobian(fad.grad(f), x).diagonal(), (1e-6, 1e-8), name)
 
 
+@pytest.mark.parametrize("name", FROM_OUTPUT)
+def test_a_value_reading_rule_on_a_sum_passes_its_cotangent_to_every_term(name: str) -> None:
+    """tanh(a + b) records the sum's terms as its parents; read back in every mode, and
+    with another step fused behind it, it is the closed form."""
+    rec = fad.prims._declare.declaration(fad.prims._declare.REGISTRY[name])
+    x = np.linspace(0.2, 0.7, 6)
+    u = x + x[::-1]
+    slope = rec.rule(u, rec.kernel(u))
+    expected = 3.0 * (slope + slope[::-1])
+
+    def f(x: Any) -> Any:
+        return np.sum(rec.run(x + x[::-1]) * 3.0)
+
+    np.testing.assert_allclose(fad.grad(f)(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(fad.jacfwd(f)(x), expected, rtol=1e-12)
+    _, d = fad.linearize(lambda x: rec.run(x + x[::-1]), x)
+    assert type(d._nodes[0]).__name__ == "FromOutput" and len(d._nodes[0].parents) == 2
+    np.testing.assert_allclose(np.ones(6) @ d, slope + slope[::-1], rtol=1e-12)
+    np.testing.assert_allclose(d @ np.ones(6), 2.0 * slope, rtol=1e-12)
+
+    def g(x: Any) -> Any:
+        return np.sum(np.sin(rec.run(x + x[::-1])))
+
+    close(fad.grad(g)(x), fad.jacfwd(g)(x), (1e-12, 1e-14), "fused behind it")
+
+
 @PROPERTY
 @given(hs.integers(1, 5), hs.integers(1, 8), seeds)
 def test_repeated_integer_indices_accumulate(n: int, m: int, seed: int) -> None:

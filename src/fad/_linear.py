@@ -441,12 +441,17 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
     if (
         (type(node) is Scale or type(node) is FromOutput)
         and node.shape == shape
-        and node.parents[0].shape == shape
+        and _scaled(node).shape == shape
         and _FUSE.get()
         and not nan_checks_enabled()  # debug_nans names each primitive's adjoint
     ):
-        return Scale(times(coef, node.coef), node.parents[0], shape, _fused(label, node.label))
+        return Scale(times(coef, node.coef), _scaled(node), shape, _fused(label, node.label))
     return Scale(coef, node, shape, label)
+
+
+def _scaled(node: Scale | FromOutput) -> Node:
+    """The node whose tangent a scaling node multiplies."""
+    return node.parents[0] if type(node) is Scale else node.of
 
 
 def _fused(label: str, inner: str) -> str:
@@ -465,8 +470,9 @@ def keeps_output(node: Node, y: Any) -> bool:
     """
     if node.source.eager or type(y) is not np.ndarray or y.shape != node.shape:
         return False
-    fusable = type(node) is Scale or type(node) is FromOutput
-    return not (fusable and node.parents[0].shape == node.shape and _FUSE.get())
+    if (type(node) is Scale or type(node) is FromOutput) and _FUSE.get():
+        return _scaled(node).shape != node.shape  # else ``scale`` fuses into it
+    return True
 
 
 @final
@@ -478,14 +484,19 @@ class FromOutput(Node):
     coefficient array saves an array per step of a recorded loop.
     """
 
-    __slots__ = ("label", "rule", "singular", "y")
+    __slots__ = ("label", "of", "rule", "singular", "summed", "y")
 
     def __init__(
         self, rule: Callable[[Any, Any], Any], y: Any, parent: Node, label: str, singular: bool
     ) -> None:
         self.source = parent.source
         self.seq = next(creation)
-        self.parents = (parent,)
+        self.of = parent  # the node whose tangent is scaled
+        # tanh(h @ W + x @ U + b): the sum's terms become this node's parents, so the
+        # reverse pass hands the scaled cotangent straight to them (one node less per
+        # step of a loop); forward mode still adds them up through the sum.
+        self.summed = type(parent) is Sum and parent.flat
+        self.parents = parent.parents if self.summed else (parent,)
         self.shape = parent.shape
         self.diag = parent.diag
         self.rule = rule
@@ -505,13 +516,14 @@ class FromOutput(Node):
             return self.rule(None, self.y)
 
     def forward(self, ts: list[Any]) -> Any:
-        (t,) = ts
+        t = self.of.forward(ts) if self.summed else ts[0]
         if type(t) is Diag:
             return Diag(product(t.d, self.coef))
         return None if t is None else product(t, self.coef)
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        return (product(ct, self.coef),)
+        c = product(ct, self.coef)
+        return [c] * len(self.parents) if self.summed else (c,)
 
 
 def from_output(
