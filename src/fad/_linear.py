@@ -828,13 +828,14 @@ class Outer(Lazy):
         if other.base is not None:
             self.add(other.base)
         if len(self.left) >= self.CHUNK:
-            self._flush()
+            self.flush()
 
     def add(self, ct: Any) -> None:
         super().add(ct)
         self.owned = False
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Sum the collected pairs into ``base`` (one matrix product)."""
         g = np.matmul(np.stack(self.left, axis=1), np.stack(self.right))
         self.left.clear()
         self.right.clear()
@@ -848,7 +849,7 @@ class Outer(Lazy):
 
     def dense(self) -> Any:
         if self.left:
-            self._flush()
+            self.flush()
         return self.base
 
 
@@ -940,6 +941,11 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
                     push(heap, (-p.seq, p))
                 elif type(old) is ndarray and type(pct) is ndarray:
                     acc[k] = old + pct
+                elif type(old) is Outer and type(pct) is Outer and pct.base is None:
+                    old.left += pct.left  # a weight's share of another step's product
+                    old.right += pct.right
+                    if len(old.left) >= Outer.CHUNK:
+                        old.flush()
                 else:
                     acc[k] = _accumulate(old, pct)
     return result

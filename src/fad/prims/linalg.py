@@ -110,6 +110,12 @@ class MatMul(lin.Node):
 
     def backward(self, ct: Any) -> list[Any]:
         a, b, na, nb_ = self.a, self.b, self.na, self.nb
+        if na == 1 and nb_ == 2 and type(ct) is np.ndarray and ct.ndim == 1:
+            # A vector times a matrix, one cotangent (a loop's h @ W): the common case.
+            res = [np.matmul(ct, b.T)] if self.da else []
+            if self.db:
+                res.append(lin.Outer(a, ct) if type(a) is np.ndarray else a[:, None] * ct)
+            return res
         batch = len(shape_of(ct)) - len(self.shape)
         # Operands of at most 2 dims are never broadcast by matmul: no sum_to needed.
         stacked = na > 2 or nb_ > 2
