@@ -176,6 +176,18 @@ class Dual(Generic[B]):
 
     # -- arithmetic (differentiated)
     def __add__(self, other: Any) -> Any:
+        if type(other) is Dual:  # the sum of two arrays of one level: no partials to form
+            a, b = self._node, other._node
+            if (
+                a.source is b.source
+                and type(self._value) is np.ndarray
+                and type(other._value) is np.ndarray
+                and isinstance(a, Node)
+                and isinstance(b, Node)
+                and self._value.shape == other._value.shape
+                and not _CHECK_NANS.get()
+            ):
+                return mk(self._value + other._value, lin.sum_of(a, b, a.shape))
         return add.apply(self, other)
 
     def __radd__(self, other: Any) -> Any:
