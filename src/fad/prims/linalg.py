@@ -181,21 +181,21 @@ def matmul_values(a: Any, b: Any, **kw: Any) -> Any:
         raise
 
 
+def _array_operand(x: Any) -> tuple[Any, lin.Node | None] | None:
+    """An array as (value, None), a ``Dual`` array as (value, node), else None."""
+    if type(x) is np.ndarray:
+        return x, None
+    if type(x) is Dual and type(x._value) is np.ndarray and isinstance(x._node, lin.Node):
+        return x._value, x._node
+    return None
+
+
 def _one_level(a: Any, b: Any) -> tuple[Any, Any, Any, Any] | None:
     """Values and nodes of operands that are arrays or ``Dual`` arrays of one level."""
-    an = bn = None
-    if type(a) is Dual:
-        an, a = a._node, a._value
-        if type(a) is not np.ndarray or not isinstance(an, lin.Node):
-            return None
-    elif type(a) is not np.ndarray:
+    pa, pb = _array_operand(a), _array_operand(b)
+    if pa is None or pb is None:
         return None
-    if type(b) is Dual:
-        bn, b = b._node, b._value
-        if type(b) is not np.ndarray or not isinstance(bn, lin.Node):
-            return None
-    elif type(b) is not np.ndarray:
-        return None
+    (a, an), (b, bn) = pa, pb
     if an is None and bn is None:
         return None
     if an is not None and bn is not None and an.source is not bn.source:
