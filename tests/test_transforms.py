@@ -774,6 +774,14 @@ def test_cotangents_are_fresh_arrays_the_caller_may_write_into(f: Callable[[Any]
     g += 1.0  # the caller owns it
 
 
+def test_two_inputs_never_share_a_gradient_array() -> None:
+    c = np.arange(3.0)
+    ga, gb = fad.grad(lambda x, y: np.sum((x + y) * c), argnums=(0, 1))(np.ones(3), np.ones(3))
+    assert not np.may_share_memory(ga, gb)
+    ga += 1.0
+    np.testing.assert_array_equal(gb, c)
+
+
 def test_the_garbage_collector_is_paused_only_while_a_transform_runs() -> None:
     """Off while recording and reading the graph; back on after, even after an error;
     left off if the caller had turned it off."""

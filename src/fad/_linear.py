@@ -919,6 +919,7 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
                 acc[id(o)] = ct
                 push(heap, (-o.seq, o))
     result: list[Any] = [None] * n_inputs
+    taken: set[int] = set()  # memory handed out already (see ``_owned``)
     check = nan_checks_enabled()
     ndarray = np.ndarray
     while heap:  # the hot loop of reverse mode: plain arrays are added inline
@@ -927,7 +928,7 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
         if type(ct) is not ndarray and isinstance(ct, Lazy):
             ct = ct.dense()
         if type(node) is Input:
-            result[node.index] = _owned(ct, cts)
+            result[node.index] = _owned(ct, cts, taken)
             continue
         back = node.backward(ct)
         if check:
@@ -951,14 +952,21 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
     return result
 
 
-def _owned(ct: Any, given: Sequence[Any]) -> Any:
-    """A result the caller may write into: not a broadcast view, not a given cotangent."""
+def _owned(ct: Any, given: Sequence[Any], taken: set[int]) -> Any:
+    """A result the caller may write into: not a broadcast view, not a given cotangent,
+    not another input's result (``x + y`` hands both the same array). ``taken`` holds
+    the ids of the memory owners of the results so far."""
     if type(ct) is not np.ndarray:
         return ct
-    if not ct.flags.writeable or any(
-        type(c) is np.ndarray and np.may_share_memory(ct, c) for c in given
+    owner = ct if ct.base is None else ct.base
+    if (
+        not ct.flags.writeable
+        or id(owner) in taken
+        or any(type(c) is np.ndarray and np.may_share_memory(ct, c) for c in given)
     ):
-        return np.array(ct)
+        ct = np.array(ct)
+        owner = ct
+    taken.add(id(owner))
     return ct
 
 
