@@ -335,6 +335,25 @@ def test_forward_jacobians_of_layers_scale_rows_and_agree_with_reverse_mode(dtyp
             close(j, expected, EXACT[np.dtype(dtype)], jac.__name__)
 
 
+@pytest.mark.parametrize(
+    ("f", "n", "m", "mode"),
+    [
+        (lambda a, x: np.tanh(a @ x), 1000, 100, "fwd"),  # rows scaled: O(n m) forward
+        (lambda a, x: np.tanh(a @ x), 10, 1000, "fwd"),
+        (lambda a, x: np.sum(np.sin(x) * x), 1000, 1, "rev"),  # a gradient
+        (lambda a, x: x[::-1][:100] * 2.0, 1000, 100, "rev"),  # mixes at once: dense identity
+        (lambda a, x: np.sin(x) * x, 100, 100, "fwd"),  # elementwise: the diagonal alone
+    ],
+    ids=["layer-wide", "layer-tall", "gradient", "mixing", "elementwise"],
+)
+def test_jacobian_picks_the_mode_that_does_less_work(
+    f: Callable[[Any, Any], Any], n: int, m: int, mode: str
+) -> None:
+    a = np.random.default_rng(0).normal(size=(m, n))
+    _, d = fad.linearize(lambda x: f(a, x), np.ones(n))
+    assert d._cheaper_mode(n, m) == mode
+
+
 def test_hessian_of_a_closed_form() -> None:
     # f = sum(sin(x) x^2) + sum(x[:-1] x[1:]) (the benchmark's function).
     def f(x: Any) -> Any:

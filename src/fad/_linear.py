@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -137,6 +138,10 @@ class Node:
     def backward(self, ct: Any) -> Sequence[Any]:
         """Cotangents of the parents from this node's cotangent (``None`` is zero)."""
         raise NotImplementedError
+
+    def work(self) -> int:
+        """Multiply-adds per tangent through this node (``jacobian`` picks its mode by it)."""
+        return math.prod(self.shape)
 
     @property
     def name(self) -> str:
@@ -609,6 +614,10 @@ class Sum(Node):
         if self.flat:
             return [ct] * len(self.parents)
         return [sum_to(ct, self.shape, p.shape) for p in self.parents]
+
+
+# Node types that keep a ``Diag`` tangent diagonal (when shapes allow).
+_KEEPS_DIAG = (Scale, Sum, FromOutput)
 
 
 @final
@@ -1152,7 +1161,7 @@ class Linear(LinearMap):
         n_in = sum(int(np.prod(s)) for s in ins)
         n_out = sum(int(np.prod(s)) for s in outs)
         if mode == "auto":
-            mode = "fwd" if n_in <= n_out else "rev"
+            mode = self._cheaper_mode(n_in, n_out)
         blocks: list[list[Any]] = [[None] * len(ins) for _ in outs]
         if mode == "fwd":
             for i, inp in enumerate(self._source.inputs):
@@ -1185,6 +1194,42 @@ class Linear(LinearMap):
                         blocks[j][i] = np.reshape(b, s + inp.shape)
         rows = [unflatten(self._source.tree, row) for row in blocks]
         return unflatten(self._out_tree, rows)
+
+    def _cheaper_mode(self, n_in: int, n_out: int) -> str:
+        """Forward or reverse, by the work each would do on the recorded graph.
+
+        Reverse mode pulls ``n_out`` rows through every node. Forward mode pushes the
+        identity of one input as a ``Diag``: O(size) through elementwise nodes, rows
+        scaled at a matrix product, ``n_in`` columns after that. Counting both (a node's
+        work is its size, a product's its multiply-adds) picks forward for tanh(A @ x)
+        with 1000 inputs and 100 outputs, where comparing sizes alone picked reverse at
+        2.5x the cost. Ties go to the smaller side, as sizes alone decide.
+        """
+        by_size = "fwd" if n_in <= n_out else "rev"
+        if len(self._source.inputs) != 1 or n_in <= 1:
+            return by_size
+        fwd = rev = 0
+        diag: set[int] = {id(self._source.inputs[0])}
+        for node in toposort(self._nodes):
+            if type(node) is Input:
+                continue
+            work = node.work()
+            rev += n_out * work
+            fed = [id(p) in diag for p in node.parents]
+            if not any(fed):
+                fwd += n_in * work
+            elif all(fed) and type(node) in _KEEPS_DIAG and node.shape == node.parents[0].shape:
+                diag.add(id(node))
+                fwd += work
+            elif (type(node) is Op and node.on_diag is not None) or (
+                type(node).forward_diag is not Node.forward_diag
+            ):
+                fwd += n_in * math.prod(node.shape)  # a cheap rule for the diagonal
+            else:
+                fwd += n_in * (n_in + work)  # the identity made dense first
+        if fwd == rev:
+            return by_size
+        return "fwd" if fwd < rev else "rev"
 
     def _is_diagonal(self) -> bool:
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, final
 
 import numpy as np
@@ -95,6 +96,9 @@ class MatMul(lin.Node):
                 term = np.matmul(a, tb)
             total = term if total is None else total + term
         return total
+
+    def work(self) -> int:
+        return math.prod(self.shape) * shape_of(self.a)[-1]  # multiply-adds
 
     def forward_diag(self, ts: list[Any]) -> Any:
         # jacfwd of a layer: the identity's columns times a matrix is the matrix with its
