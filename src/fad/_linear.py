@@ -1206,8 +1206,8 @@ class Linear(LinearMap):
         2.5x the cost. Ties go to the smaller side, as sizes alone decide.
         """
         by_size = "fwd" if n_in <= n_out else "rev"
-        if len(self._source.inputs) != 1 or n_in <= 1:
-            return by_size
+        if len(self._source.inputs) != 1 or n_in * n_out <= 4096:
+            return by_size  # small Jacobians: either mode is cheap, weighing them is not
         fwd = rev = 0
         diag: set[int] = {id(self._source.inputs[0])}
         for node in toposort(self._nodes):
