@@ -271,7 +271,7 @@ def evaluate(node: Node) -> Tangent:
 
 def _forward(node: Node, ts: list[Any]) -> Any:
     """``node.forward(ts)``, with ``Diag`` tangents made dense for nodes that need it."""
-    if type(node) is Scale or type(node) is Sum or type(node) is FromOutput:
+    if type(node) in _KEEPS_DIAG:  # they handle Diag themselves
         return node.forward(ts)
     if len(ts) == 1 and type(ts[0]) is Diag and type(node) is Op and node.on_diag is not None:
         return node.on_diag(ts[0])
@@ -529,13 +529,6 @@ class FromOutput(Node):
     def backward(self, ct: Any) -> Sequence[Any]:
         c = product(ct, self.coef)
         return [c] * len(self.parents) if self.summed else (c,)
-
-
-def from_output(
-    rule: Callable[[Any, Any], Any], y: Any, node: Node, label: str, singular: bool
-) -> Node:
-    """The derivative ``rule(None, y) * t`` of an elementwise step, computed when needed."""
-    return FromOutput(rule, y, node, label, singular)
 
 
 def sum_of(a: Node, b: Node, shape: Shape) -> Node:
@@ -951,11 +944,8 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
                     push(heap, (-p.seq, p))
                 elif type(old) is ndarray and type(pct) is ndarray:
                     acc[k] = old + pct
-                elif type(old) is Outer and type(pct) is Outer and pct.base is None:
-                    old.left += pct.left  # a weight's share of another step's product
-                    old.right += pct.right
-                    if len(old.left) >= Outer.CHUNK:
-                        old.flush()
+                elif type(old) is Outer and type(pct) is Outer:
+                    old.merge(pct)  # a weight's share of another step's product
                 else:
                     acc[k] = _accumulate(old, pct)
     return result

@@ -160,7 +160,7 @@ class Elementwise(Step):
             c = self.rule(v, y)
         shape = shape_of(y)
         if c is _LATER:
-            return mk(y, lin.from_output(self.rule, y, node, self.name, self.singular))
+            return mk(y, lin.FromOutput(self.rule, y, node, self.name, self.singular))
         if c is None:
             return mk(y, node if node.shape == shape else lin.Sum((node,), shape))
         return mk(y, scale(c, node, shape, self.name))
