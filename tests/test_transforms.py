@@ -801,6 +801,96 @@ def test_two_inputs_never_share_a_gradient_array() -> None:
     np.testing.assert_array_equal(gb, c)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gradients_of_full_sums_are_fresh_arrays_of_the_inputs_dtype(dtype: Any) -> None:
+    """A full sum's transpose is kept as one number through sums and scalings; the
+    gradient that comes out of it is still a fresh writeable array of the input's dtype."""
+    x = np.linspace(-1.0, 1.0, 5).astype(dtype)
+    for f, want in [
+        (np.sum, np.ones_like(x)),
+        (lambda x: np.sum(3.0 * x), np.full_like(x, 3.0)),
+        (lambda x: np.sum(-(x**2) * 0.5 + x), 1.0 - x),
+        (lambda x: np.sum(np.tanh(x)), 1.0 - np.tanh(x) ** 2),
+        (lambda x: np.sum(x[1:] ** 2), np.r_[0.0, 2.0 * x[1:]].astype(dtype)),
+    ]:
+        g = fad.grad(f)(x)
+        assert g.dtype == dtype and g.flags.writeable and not np.may_share_memory(g, x)
+        np.testing.assert_allclose(g, want, rtol=1e-6)
+        g += 1.0
+
+
+def test_a_gradient_frees_the_graph_as_it_reads_it() -> None:
+    """value_and_grad reads its derivative once and drops each node's saved values after
+    its transpose (peak memory: about the nodes not yet reached); reading that map
+    again is a clear error, not a wrong answer. linearize keeps its map readable."""
+    from fad import _linear as lin
+    from fad._transforms import _trace
+
+    def f(x: Any) -> Any:
+        t = x[1:] - x[:-1] ** 2
+        return np.sum(100.0 * t**2 + np.tanh(x[:-1]) @ np.ones((3, 3)) @ x[1:])
+
+    x = np.array([0.5, -1.0, 2.0, 0.25])
+    _, d, _ = _trace(f, (x,), 0, False)
+    saved = [n for n in lin.toposort(d._nodes) if type(n) is lin.Scale]
+    assert saved and all(n.c is not None for n in saved)
+    g = d.gradient_once()
+    np.testing.assert_allclose(g, fad.linearize(f, x)[1].T @ 1.0, rtol=1e-12)
+    np.testing.assert_allclose(g, fad.grad(f)(x), rtol=1e-12)
+    assert all(n.c is None for n in saved)
+    with pytest.raises(RuntimeError, match="read once"):
+        d @ x
+    with pytest.raises(RuntimeError, match="read once"):
+        1.0 @ d
+    _, kept = fad.linearize(f, x)
+    np.testing.assert_array_equal(1.0 @ kept, 1.0 @ kept)  # readable as often as wanted
+
+
+def test_a_gradient_with_a_nan_from_zero_times_infinity_records_the_function_again() -> None:
+    """The freed graph can't be pulled again, so a nan in a gradient makes
+    value_and_grad run the function once more and pull with every product checked."""
+    calls = []
+
+    def f(x: Any) -> Any:
+        calls.append(1)
+        return np.sum(np.where(x > 0.0, np.sqrt(x), 0.0))
+
+    x = np.array([0.0, 4.0])
+    np.testing.assert_array_equal(fad.grad(f)(x), [0.0, 0.25])
+    assert len(calls) == 2
+    calls.clear()
+    np.testing.assert_array_equal(fad.grad(f)(np.array([1.0, 4.0])), [0.5, 0.25])
+    assert len(calls) == 1
+
+
+@given(
+    hs.floats(-1e3, 1e3, allow_subnormal=False),
+    hs.floats(-1e3, 1e3, allow_subnormal=False),
+    hnp.arrays(np.float64, 4, elements=hs.floats(-10, 10)),
+)
+def test_scalar_steps_fuse_into_an_array_coefficient_without_changing_it(
+    a: float, b: float, x: np.ndarray[Any, Any]
+) -> None:
+    """``a * (b * x**2)`` keeps a and b apart from the array 2x (no pass over it per
+    scalar step); its derivative in every mode is still a * b * 2x."""
+    want = a * b * 2.0 * x
+    f = lambda x: a * (-(b * x**2))  # noqa: E731
+    _, d = fad.linearize(f, x)
+    np.testing.assert_allclose(np.asarray(d), -want, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(d @ np.ones(4), -want, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(fad.grad(lambda x: np.sum(f(x)))(x), -want, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(np.diag(fad.jacfwd(f)(x)), -want, rtol=1e-12, atol=1e-300)
+
+
+def test_scalar_factors_that_overflow_or_underflow_are_multiplied_in() -> None:
+    x = np.array([1.0, 0.0, -2.0])
+    with np.errstate(over="ignore"):
+        big = np.asarray(fad.linearize(lambda x: 1e200 * (1e200 * x**2), x)[1])
+    np.testing.assert_array_equal(big, [np.inf, 0.0, -np.inf])
+    tiny = np.asarray(fad.linearize(lambda x: 1e-200 * (1e-200 * x**2), x)[1])
+    np.testing.assert_array_equal(tiny, [0.0, 0.0, -0.0])
+
+
 def test_the_garbage_collector_is_paused_only_while_a_transform_runs() -> None:
     """Off while recording and reading the graph; back on after, even after an error;
     left off if the caller had turned it off."""

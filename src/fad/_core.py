@@ -577,12 +577,12 @@ def _pow_da(a: Any, b: Any, y: Any) -> Any:
         if b == 1.0:
             return None
         if b == 2.0:
-            return 2.0 * a
+            return lin.Times(a, 2.0)  # the 2 is kept apart: no pass over the array
         if type(a) is float:  # Python raises on 0.0 ** -0.5; numpy says inf
             with np.errstate(divide="ignore", invalid="ignore"):
                 return b * float(np.float64(a) ** (b - 1.0))
         if b > 1.0:  # no division by zero, so no warning the function itself didn't give
-            return b * a ** (b - 1.0)
+            return lin.Times(a ** (b - 1.0), b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return b * a ** (b - 1.0)  # infinite at a = 0 (the domain's edge)
     # An array of exponents: where one is 0 the power is constant, so its slope is 0
@@ -760,8 +760,13 @@ def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
         out = shape_of(y)
         kept = tuple(1 if i in axes else s for i, s in enumerate(src))
+        full = len(axes) == nd  # the sum of every element: its transpose is one number
 
         def back(ct: Any) -> tuple[Any]:
+            if full and type(ct) is not Dual and len(shape_of(ct)) == len(out):
+                if type(ct) is not float:  # a 0-d or all-ones array: its one number
+                    ct = np.reshape(ct, ())[()]
+                return (lin.Fill(ct, src),)
             nb = _batch(ct, out)
             return (broadcast_to(np.reshape(ct, nb + kept), nb + src),)
 
@@ -1009,6 +1014,8 @@ def _combine(op: Binary, a: Any, b: Any, y: Any, da: Any, db: Any) -> Any:
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
             c = side(a, b, y)
+        if type(c) is lin.Times:
+            c = c.whole()
         term = d if c is None else lin.times(c, d)
         total = term if total is None else total + term
     return 0.0 if total is None else total

@@ -143,6 +143,13 @@ class Node:
         """Multiply-adds per tangent through this node (``jacobian`` picks its mode by it)."""
         return math.prod(self.shape)
 
+    def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
+        """A cheaper ``backward`` for a cotangent that is one number everywhere, or ``None``."""
+        return None
+
+    def release(self) -> None:
+        """Drop the values saved for the transpose: a gradient's one pass has used them."""
+
     @property
     def name(self) -> str:
         return type(self).__name__
@@ -156,13 +163,14 @@ class Source:
     is the higher level, so its ``Dual`` values wrap those of the enclosing one.
     """
 
-    __slots__ = ("eager", "inputs", "roots", "tag", "tree")
+    __slots__ = ("consumed", "eager", "inputs", "roots", "tag", "tree")
 
     def __init__(
         self, tree: Tree, leaves: Sequence[Any], tangents: Sequence[Any] | None = None
     ) -> None:
         self.tag = next(_tags)
         self.tree = tree
+        self.consumed = False  # read once by a gradient, its saved values dropped
         self.inputs = tuple(Input(self, i, leaf) for i, leaf in enumerate(leaves))
         # Forward mode proper: with the input tangents known up front, every node is
         # evaluated as it is made and only its tangent is kept (see ``Tangent``).
@@ -403,17 +411,24 @@ def has_nan(xs: Sequence[Any]) -> bool:
 
 @final
 class Scale(Node):
-    """``t -> coef * t`` with numpy broadcasting: the local derivative of most primitives.
+    """``t -> factor * c * t`` with numpy broadcasting: the local derivative of most primitives.
 
+    ``c`` is the coefficient (a number or an array) and ``factor`` a finite nonzero
+    Python float kept apart from it: the scalar steps around an array coefficient
+    (``-x``, ``100 * x``, the 2 of ``x ** 2``) then fuse into it for free, where
+    multiplying them in would be a pass over the array. ``coef`` is their product.
     ``label`` names the primitive that made it (for errors and traces).
     """
 
-    __slots__ = ("coef", "label")
+    __slots__ = ("c", "factor", "label")
 
-    def __init__(self, coef: Any, parent: Node, shape: Shape, label: str = "scale") -> None:
+    def __init__(
+        self, coef: Any, parent: Node, shape: Shape, label: str = "scale", factor: float = 1.0
+    ) -> None:
         self.source = parent.source
         self.seq = next(creation)
-        self.coef = coef
+        self.c = coef
+        self.factor = factor
         self.parents = (parent,)
         self.shape = shape
         self.diag = parent.diag if shape == parent.shape else -1
@@ -423,18 +438,96 @@ class Scale(Node):
     def name(self) -> str:
         return self.label
 
+    @property
+    def coef(self) -> Any:
+        """The whole coefficient, ``factor * c``."""
+        return self.c if self.factor == 1.0 else times(self.c, self.factor)
+
     def forward(self, ts: list[Any]) -> Any:
         (t,) = ts
         if t is None:
             return None
         if type(t) is Diag:
-            if self.shape == self.parents[0].shape and _plain_coef(self.coef, len(self.shape)):
-                return Diag(product(t.d, self.coef))
+            if self.shape == self.parents[0].shape and _plain_coef(self.c, len(self.shape)):
+                return Diag(scaled_product(t.d, self.c, self.factor))
             t = t.dense()
-        return product(expand(t, self.parents[0].shape, len(self.shape)), self.coef)
+        t = expand(t, self.parents[0].shape, len(self.shape))
+        return scaled_product(t, self.c, self.factor)
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        return (sum_to(product(ct, self.coef), self.shape, self.parents[0].shape),)
+        c = scaled_product(ct, self.c, self.factor)
+        return (sum_to(c, self.shape, self.parents[0].shape),)
+
+    def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
+        c = self.c
+        if not (_is_number(c) or type(c) is np.ndarray) or shape_of(c) not in ((), self.shape):
+            return None  # a Dual of an enclosing transform, or broadcasting to undo
+        if self.shape != self.parents[0].shape:
+            return None
+        c = scaled_product(ct.value, c, self.factor)  # one pass at most
+        return (c if type(c) is np.ndarray else Fill(c, self.shape),)
+
+    def release(self) -> None:
+        self.c = None
+
+
+def scaled_product(t: Any, c: Any, factor: float) -> Any:
+    """``factor * c * t`` in one pass over arrays where it can be (see ``product``)."""
+    if factor == 1.0:
+        return product(t, c)
+    if type(t) is float:
+        return product(t * factor, c)
+    if type(c) is float or type(c) is int:
+        return product(t, c * factor)
+    r = product(t, c)
+    if type(r) is np.ndarray and r.dtype.kind in "fc":
+        np.multiply(r, factor, out=r)  # a fresh product: ours to scale in place
+        return r
+    return r * factor
+
+
+@final
+class Times:
+    """A coefficient ``factor * c`` given in two parts (``x ** 2``: ``2 * x``), for ``scale``."""
+
+    __slots__ = ("c", "factor")
+
+    def __init__(self, c: Any, factor: float) -> None:
+        self.c = c
+        self.factor = factor
+
+    def whole(self) -> Any:
+        """The coefficient as one value."""
+        return times(self.c, self.factor)
+
+
+def _is_number(c: Any) -> bool:
+    return type(c) is float or type(c) is int
+
+
+def _split(coef: Any) -> tuple[Any, float]:
+    """A coefficient as ``(c, factor)``, a finite nonzero Python number moved to ``factor``."""
+    if type(coef) is Times:
+        return coef.c, coef.factor
+    if _is_number(coef) and coef != 0 and coef - coef == 0:
+        return 1.0, float(coef)
+    return coef, 1.0
+
+
+def _fuse(outer: Any, node: Scale | FromOutput) -> tuple[Any, float]:
+    """The coefficient of ``outer`` applied after ``node``'s, as ``(c, factor)``."""
+    c1, f1 = _split(outer)
+    c2, f2 = (node.c, node.factor) if type(node) is Scale else (node.coef, 1.0)
+    if _is_number(c1) and c1 == 1.0:
+        c = c2
+    elif _is_number(c2) and c2 == 1.0:
+        c = c1
+    else:
+        c = times(c1, c2)
+    f = f1 * f2
+    if f == 0.0 or f - f != 0.0:  # under- or overflowed: multiply it in after all
+        return times(times(c, f1), f2), 1.0
+    return c, f
 
 
 def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
@@ -442,6 +535,7 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
 
     Fusing keeps an elementwise pipeline's derivative a single ``Scale`` of its input,
     so it costs one multiply per step and O(1) memory however deep the pipeline is.
+    ``coef`` may be a ``Times``: its factor is kept apart from its array.
     """
     if (
         (type(node) is Scale or type(node) is FromOutput)
@@ -450,8 +544,10 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
         and _FUSE.get()
         and not nan_checks_enabled()  # debug_nans names each primitive's adjoint
     ):
-        return Scale(times(coef, node.coef), _scaled(node), shape, _fused(label, node.label))
-    return Scale(coef, node, shape, label)
+        c, f = _fuse(coef, node)
+        return Scale(c, _scaled(node), shape, _fused(label, node.label), f)
+    c, f = _split(coef)
+    return Scale(c, node, shape, label, f)
 
 
 def _scaled(node: Scale | FromOutput) -> Node:
@@ -529,6 +625,17 @@ class FromOutput(Node):
     def backward(self, ct: Any) -> Sequence[Any]:
         c = product(ct, self.coef)
         return [c] * len(self.parents) if self.summed else (c,)
+
+    def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
+        c = self.coef
+        if shape_of(c) != self.shape:
+            return None
+        if not (_is_number(ct.value) and ct.value == 1.0):
+            c = product(c, ct.value)
+        return [c] * len(self.parents) if self.summed else (c,)
+
+    def release(self) -> None:
+        self.y = None
 
 
 def sum_of(a: Node, b: Node, shape: Shape) -> Node:
@@ -608,6 +715,9 @@ class Sum(Node):
             return [ct] * len(self.parents)
         return [sum_to(ct, self.shape, p.shape) for p in self.parents]
 
+    def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
+        return [ct] * len(self.parents) if self.flat else None
+
 
 # Node types that keep a ``Diag`` tangent diagonal (when shapes allow).
 _KEEPS_DIAG = (Scale, Sum, FromOutput)
@@ -667,6 +777,9 @@ class Op(Node):
         if self.batched or not nb:
             return self.jvp(*ts)
         return _stack_looped(lambda *u: self.jvp(*u), ts, nb)  # type: ignore[misc]
+
+    def release(self) -> None:
+        self.jvp = self.vjp = self.on_diag = None  # closures over the primal values
 
     def backward(self, ct: Any) -> Sequence[Any]:
         if self.vjp is None:
@@ -855,6 +968,31 @@ class Outer(Lazy):
         return self.base
 
 
+@final
+class Fill(Lazy):
+    """A cotangent that is one plain number everywhere: a full sum's transpose.
+
+    Kept as the number while it goes through sums and scalings (``fill_backward``),
+    so the gradient of ``sum(c * f(x))`` never builds an array of ones, and a scaling
+    ``factor`` applies to the number instead of to an array. Any other node sees it as
+    a read-only broadcast view (``dense``).
+    """
+
+    __slots__ = ("shape", "value")
+
+    def __init__(self, value: Any, shape: Shape) -> None:
+        self.value = value
+        self.shape = shape
+        self.base = None
+
+    def dense(self) -> Any:
+        return np.broadcast_to(np.asarray(self.value), self.shape)
+
+    def full(self, dtype: Any) -> Any:
+        """The cotangent as a fresh array (an input's gradient is the caller's to keep)."""
+        return np.full(self.shape, self.value, dtype=np.result_type(self.value, dtype))
+
+
 def write_onto_zeros(z: Any, index: Any, value: Any) -> None:
     """``z[index] += value`` for fresh zeros and a basic index: written, not read.
 
@@ -874,6 +1012,10 @@ def is_basic(index: Any) -> bool:
 
 def _accumulate(a: Any, b: Any) -> Any:
     """``a + b`` for cotangents, where either may be ``Lazy`` (owned by the accumulator)."""
+    if type(a) is Fill:
+        a = a.dense()
+    if type(b) is Fill:
+        b = b.dense()
     if not isinstance(a, Lazy):
         if not isinstance(b, Lazy):
             return a + b
@@ -904,7 +1046,33 @@ def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int)
         return _pull_back(outputs, cts, n_inputs)
 
 
-def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
+def pull_back_once(
+    source: Source, outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
+) -> list[Any] | None:
+    """``pull_back`` for a graph read only once (a gradient), dropping it on the way.
+
+    Each node's saved values (coefficients, kept outputs, closures) are released as
+    soon as its transpose has run, as torch frees a graph during ``backward()``: the
+    arrays a large gradient keeps alive at once are then about those of the nodes not
+    yet reached, not of the whole computation. The map can't be read again
+    (``source.consumed``). Returns ``None`` where ``pull_back`` would redo the pass to
+    repair a nan: the caller records the function again and pulls ``strictly()``.
+    """
+    source.consumed = True
+    if strict():
+        return _pull_back(outputs, cts, n_inputs, consume=True)
+    token = _QUIET.set(True)
+    try:
+        with np.errstate(invalid="ignore"), gc_paused():
+            result = _pull_back(outputs, cts, n_inputs, consume=True)
+    finally:
+        _QUIET.reset(token)
+    return None if has_nan(result) else result
+
+
+def _pull_back(
+    outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int, consume: bool = False
+) -> list[Any]:
     # Nodes are visited newest first (a heap on creation order, as torch's engine
     # does): a node's consumers have all added their shares before it runs, only nodes a
     # cotangent reaches are visited, and a loop's steps are transposed one after the
@@ -927,12 +1095,22 @@ def _pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int
     while heap:  # the hot loop of reverse mode: plain arrays are added inline
         node = pop(heap)[1]
         ct = acc.pop(id(node))
+        back = None
         if type(ct) is not ndarray and isinstance(ct, Lazy):
-            ct = ct.dense()
+            if type(ct) is Fill and not check:
+                if type(node) is Input:
+                    result[node.index] = ct.full(node.dtype)
+                    continue
+                back = node.fill_backward(ct)
+            if back is None:
+                ct = ct.dense()
         if type(node) is Input:
             result[node.index] = _owned(ct, cts, taken)
             continue
-        back = node.backward(ct)
+        if back is None:
+            back = node.backward(ct)
+        if consume:
+            node.release()
         if check:
             _check_adjoint(node, ct, back)
         for p, pct in zip(node.parents, back, strict=False):  # one entry per parent
@@ -1118,7 +1296,15 @@ class Linear(LinearMap):
             raise ValueError(f"{what} has structure {t}, expected {tree}")
         return leaves
 
+    def _unconsumed(self) -> None:
+        if self._source.consumed:
+            raise RuntimeError(
+                "this derivative was read once by a gradient, which freed its saved values "
+                "on the way; take fad.linearize or fad.vjp to read a derivative more than once"
+            )
+
     def __matmul__(self, t: Any) -> Any:
+        self._unconsumed()
         ts = self._flat(t, self._source.tree, "tangent")
         ts = [_as_dtype(v, i.dtype) for v, i in zip(ts, self._source.inputs, strict=True)]
         out = push_forward(self._nodes, ts)
@@ -1130,15 +1316,29 @@ class Linear(LinearMap):
         return unflatten(self._out_tree, out)
 
     def __rmatmul__(self, ct: Any) -> Any:
+        self._unconsumed()
         cts = self._flat(ct, self._out_tree, "cotangent")
         cts = [_as_dtype(v, dt) for v, dt in zip(cts, self._dtypes, strict=True)]
         back = pull_back(self._nodes, cts, len(self._source.inputs))
-        nb = _batch(cts, self._out_shapes)
+        return self._inputs_tree(back, _batch(cts, self._out_shapes))
+
+    def _inputs_tree(self, back: list[Any], nb: Shape) -> Any:
         back = [
             _zeros(nb + i.shape, i.dtype) if b is None else _as_dtype(b, i.dtype)
             for b, i in zip(back, self._source.inputs, strict=True)
         ]
         return unflatten(self._source.tree, back)
+
+    def gradient_once(self) -> Any:
+        """``1.0 @ self`` for a scalar output, freeing the graph as it goes (a gradient).
+
+        ``None`` if the gradient has a nan that may come from 0 * inf: the caller
+        records the function again and pulls it ``strictly()`` (see ``pull_back_once``).
+        """
+        self._unconsumed()
+        one = _as_dtype(1.0, self._dtypes[0])
+        back = pull_back_once(self._source, self._nodes, [one], len(self._source.inputs))
+        return None if back is None else self._inputs_tree(back, ())
 
     @property
     def T(self) -> LinearMap:
@@ -1146,6 +1346,7 @@ class Linear(LinearMap):
 
     def dense(self, mode: str = "auto") -> Any:
         """The Jacobian as arrays: an output tree of input trees of ``out + in`` shapes."""
+        self._unconsumed()
         ins = self.in_shapes
         outs = self._out_shapes
         n_in = sum(int(np.prod(s)) for s in ins)
@@ -1240,7 +1441,7 @@ class Linear(LinearMap):
                 if type(c) is float or type(c) is int:
                     return times(_ones(inp.shape, inp.dtype), c)
                 if shape_of(c) == inp.shape and type(c) is np.ndarray:
-                    return c.copy()  # the caller owns what it gets
+                    return c.copy() if c is node.c else c  # the caller owns what it gets
             return self @ _ones(inp.shape, inp.dtype)
         return self.dense()
 

@@ -181,8 +181,13 @@ def value_and_grad(
                 f"grad of {_name(f)} needs a scalar output, got shape {shapes}; "
                 "use fad.jacobian or fad.vjp for non-scalar outputs"
             )
+        g = d.gradient_once()
+        if g is None:  # a nan, maybe 0 * inf: record again, check every product
+            out, d, aux = _trace(f, args, argnums, has_aux)
+            with lin.strictly():
+                g = 1.0 @ d
         x, _ = _select(args, argnums)
-        g = _pythonic_tree(1.0 @ d, x)
+        g = _pythonic_tree(g, x)
         return ((out, aux), g) if has_aux else (out, g)
 
     return vg
