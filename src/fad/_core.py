@@ -753,38 +753,68 @@ def _axes(axis: Any, nd: int) -> tuple[int, ...]:
 def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``np.sum`` differentiated (axes counted from the end, so batches pass through)."""
     src = shape_of(x)
-    nd = len(src)
-    axes = _axes(axis, nd)
-    neg = tuple(a - nd for a in axes)
+    axes = _axes(axis, len(src))
+    if type(x) is Dual and type(x._value) is np.ndarray and isinstance(x._node, Node):
+        v = x._value  # the common case, without the general primitive's dispatch
+        if v.dtype.kind in "fc" and not nan_checks_enabled():
+            y = _add_reduce(v, axis=axes, keepdims=keepdims)
+            return mk(y, ReduceSum(x._node, axes, keepdims, shape_of(y)))
 
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
-        out = shape_of(y)
-        kept = tuple(1 if i in axes else s for i, s in enumerate(src))
-        full = len(axes) == nd  # the sum of every element: its transpose is one number
-
-        def back(ct: Any) -> tuple[Any]:
-            if full and type(ct) is not Dual and len(shape_of(ct)) == len(out):
-                if type(ct) is not float:  # a 0-d or all-ones array: its one number
-                    ct = np.reshape(ct, ())[()]
-                return (lin.Fill(ct, src),)
-            nb = _batch(ct, out)
-            return (broadcast_to(np.reshape(ct, nb + kept), nb + src),)
-
-        def on_diag(t: lin.Diag) -> Any:
-            if len(axes) < nd:
-                return np.sum(t.dense(), axis=neg, keepdims=keepdims)
-            return np.reshape(t.d, (t.d.size, *out))  # entry k sums to d[k]
-
-        return lin.Op(
-            "sum",
-            _one(n),
-            out,
-            lambda t: np.sum(t, axis=neg, keepdims=keepdims),
-            back,
-            on_diag=on_diag,
-        )
+        return ReduceSum(_one(n)[0], axes, keepdims, shape_of(y))
 
     return defop("sum", lambda v: np.sum(v, axis=axes, keepdims=keepdims), lin_)(x)
+
+
+_add_reduce: Any = np.add.reduce
+
+
+@final
+class ReduceSum(Node):
+    """The derivative of ``np.sum`` over ``axes``: tangents summed, cotangents broadcast."""
+
+    __slots__ = ("axes", "keepdims")
+
+    def __init__(self, parent: Node, axes: tuple[int, ...], keepdims: bool, out: Shape) -> None:
+        self.source = parent.source
+        self.seq = next(lin.creation)
+        self.parents = (parent,)
+        self.shape = out
+        self.diag = -1
+        self.axes = axes
+        self.keepdims = keepdims
+
+    @property
+    def name(self) -> str:
+        return "sum"
+
+    def forward(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if t is None:
+            return None
+        nd = len(self.parents[0].shape)  # axes from the end: batches pass through
+        return np.sum(t, axis=tuple(a - nd for a in self.axes), keepdims=self.keepdims)
+
+    def forward_diag(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if type(t) is not lin.Diag:
+            return None
+        if len(self.axes) < len(self.parents[0].shape):
+            return self.forward([t.dense()])
+        return np.reshape(t.d, (t.d.size, *self.shape))  # entry k sums to d[k]
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        src, out = self.parents[0].shape, self.shape
+        plain = type(ct) is not Dual and len(shape_of(ct)) == len(out)
+        if plain and len(self.axes) == len(src):  # the sum of every element: one number
+            if type(ct) is not float:  # a 0-d or all-ones array: its one number
+                ct = np.reshape(ct, ())[()]
+            return (lin.Fill(ct, src),)
+        kept = tuple(1 if i in self.axes else s for i, s in enumerate(src))
+        if plain:
+            return (np.broadcast_to(np.reshape(ct, kept), src),)
+        nb = _batch(ct, out)
+        return (broadcast_to(np.reshape(ct, nb + kept), nb + src),)
 
 
 def broadcast_to(x: Any, shape: Shape) -> Any:
@@ -826,6 +856,8 @@ def getitem(x: Any, index: Any) -> Any:
         def back(ct: Any) -> tuple[Any]:
             if type(ct) is Dual:  # a cotangent that is itself differentiated: a real op
                 return (scatter_add(ct, index, src, out),)
+            if type(ct) is np.ndarray and ct.ndim == len(out):  # no batch: the common case
+                return (lin.Sparse(src, ct.dtype, index, ct),)
             nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
             return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
 
@@ -1330,12 +1362,15 @@ def _trace_call(
     leaves = [check_leaf(v, where) for v in leaves]
     source = Source(tree, leaves, tangents)
     duals = [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)]
-    with active(source.tag), lin.gc_paused():
-        out = f(unflatten(tree, duals))
-        out = unpack(out)
-        out_leaves, out_tree = flatten(out)
-        act = _ACTIVE.get()
-        pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
+    act = _ACTIVE.get() | {source.tag}
+    token = _ACTIVE.set(act)  # as ``active``, inline: this wraps every transform call
+    try:
+        with lin.gc_paused():
+            out = unpack(f(unflatten(tree, duals)))
+            out_leaves, out_tree = flatten(out)
+            pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
+    finally:
+        _ACTIVE.reset(token)
     return source, (out_tree, pairs)
 
 

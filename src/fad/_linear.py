@@ -397,14 +397,12 @@ def has_nan(xs: Sequence[Any]) -> bool:
     for x in xs:
         if type(x) is Diag:
             x = x.d
-        if type(x) is float:
-            if x != x:
-                return True
-        elif (
-            isinstance(x, np.ndarray | np.floating)
-            and x.dtype.kind in "fc"
-            and np.isnan(np.add.reduce(x, axis=None))
-        ):
+        if type(x) is np.ndarray or isinstance(x, np.floating):
+            if x.dtype.kind in "fc":
+                total = _add_reduce(x, axis=None)  # nan iff x has one (or both infinities)
+                if total != total:
+                    return True
+        elif type(x) is float and x != x:
             return True
     return False
 
@@ -903,14 +901,19 @@ class Sparse(Lazy):
 
     def dense(self) -> Any:
         z = np.zeros(self.shape, dtype=self.dtype)
-        for k, (index, value) in enumerate(self.pieces):
-            if is_basic(index):
-                if k:
-                    z[index] += value
-                else:
-                    write_onto_zeros(z, index, value)
-            else:
+        first = True
+        for index, value in self.pieces:
+            if not is_basic(index):
                 np.add.at(z, index, value)  # repeated indices accumulate
+            elif first:
+                write_onto_zeros(z, index, value)
+            else:
+                view = z[index]
+                if type(view) is np.ndarray:
+                    np.add(view, value, out=view)
+                else:
+                    z[index] += value
+            first = False
         # The base may be a Dual of an enclosing transform: add it, don't write into it.
         return z if self.base is None else z + self.base
 
@@ -990,7 +993,9 @@ class Fill(Lazy):
 
     def full(self, dtype: Any) -> Any:
         """The cotangent as a fresh array (an input's gradient is the caller's to keep)."""
-        return np.full(self.shape, self.value, dtype=np.result_type(self.value, dtype))
+        out = np.empty(self.shape, dtype=np.result_type(self.value, dtype))
+        out.fill(self.value)
+        return out
 
 
 def write_onto_zeros(z: Any, index: Any, value: Any) -> None:
@@ -1005,9 +1010,17 @@ def write_onto_zeros(z: Any, index: Any, value: Any) -> None:
         z[index] = value + 0.0
 
 
+_BASIC = frozenset({int, slice, type(None), type(Ellipsis)})
+
+
 def is_basic(index: Any) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, int | slice | np.integer) or i is None or i is Ellipsis for i in parts)
+    """Whether ``index`` is basic indexing (a view that never repeats an element)."""
+    t = type(index)
+    if t in _BASIC:
+        return True
+    if t is not tuple:
+        return isinstance(index, int | np.integer)
+    return all(type(i) in _BASIC or isinstance(i, int | np.integer) for i in index)
 
 
 def _accumulate(a: Any, b: Any) -> Any:
@@ -1323,6 +1336,8 @@ class Linear(LinearMap):
         return self._inputs_tree(back, _batch(cts, self._out_shapes))
 
     def _inputs_tree(self, back: list[Any], nb: Shape) -> Any:
+        if len(back) == 1 and self._source.tree.is_leaf and back[0] is not None:
+            return _as_dtype(back[0], self._source.inputs[0].dtype)
         back = [
             _zeros(nb + i.shape, i.dtype) if b is None else _as_dtype(b, i.dtype)
             for b, i in zip(back, self._source.inputs, strict=True)

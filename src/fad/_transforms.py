@@ -51,6 +51,9 @@ def _select(
     args: tuple[Any, ...], argnums: Argnums
 ) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """The differentiated arguments and how to put traced ones back among the rest."""
+    if type(argnums) is int and 0 <= argnums < len(args):  # the common case, quickly
+        n = argnums
+        return args[n], lambda traced: (*args[:n], traced, *args[n + 1 :])
     if not args:
         raise TypeError("the function must be called with at least one argument")
     many = not isinstance(argnums, int)
@@ -140,6 +143,8 @@ def _pythonic(x: Any, like: Any) -> Any:
 def _pythonic_tree(x: Any, like: Any) -> Any:
     if type(like) is float:
         return _pythonic(x, like)
+    if type(like) is np.ndarray:
+        return x
     xs, tree = flatten(x)
     ls, ltree = flatten(like)
     if tree != ltree:
@@ -186,7 +191,7 @@ def value_and_grad(
             out, d, aux = _trace(f, args, argnums, has_aux)
             with lin.strictly():
                 g = 1.0 @ d
-        x, _ = _select(args, argnums)
+        x = args[argnums] if isinstance(argnums, int) else _select(args, argnums)[0]
         g = _pythonic_tree(g, x)
         return ((out, aux), g) if has_aux else (out, g)
 
