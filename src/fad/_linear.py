@@ -486,7 +486,8 @@ class FromOutput(Node):
 
     For rules that read only the primitive's value (``tanh``: 1 - y², ``sigmoid``:
     y(1 - y)), keeping ``y`` - which the next step of a loop keeps anyway - instead of a
-    coefficient array saves an array per step of a recorded loop.
+    coefficient array saves an array per step of a recorded loop. The rule returns a new
+    array for an array ``y``, so the reverse pass forms the product in it.
     """
 
     __slots__ = ("label", "of", "rule", "singular", "summed", "y")
@@ -527,7 +528,22 @@ class FromOutput(Node):
         return None if t is None else product(t, self.coef)
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        c = product(ct, self.coef)
+        c = self.coef
+        if (
+            type(c) is np.ndarray
+            and type(ct) is np.ndarray
+            and c.shape == ct.shape
+            and c.dtype == ct.dtype
+            and c.base is None
+            and c is not self.y
+            and _QUIET.get()
+        ):
+            # The rule made ``c`` for this call (see the class docstring): the product
+            # goes into it, one new array instead of two. Only in an unchecked pass,
+            # where ``product`` is a plain ``*`` too (a strict one looks at both factors).
+            np.multiply(ct, c, out=c)
+        else:
+            c = product(ct, c)
         return [c] * len(self.parents) if self.summed else (c,)
 
 
