@@ -16,6 +16,7 @@ from hypothesis import strategies as hs
 
 import fad
 from _numeric import close
+from fad import _linear as lin
 
 FROM_OUTPUT = [
     name
@@ -32,16 +33,18 @@ def record(name: str) -> Any:
 
 @hs.composite
 def points(draw: Any, dtype: Any = np.float64) -> np.ndarray:
-    shape = draw(hs.sampled_from([(5,), (2, 3), (3, 1, 2)]))
+    # Small ones take the plain product, from IN_PLACE_MIN elements on it is formed in place.
+    shape = draw(hs.sampled_from([(5,), (2, 3), (40, 30), (3, 1, 400), (lin.IN_PLACE_MIN,)]))
     rng = np.random.default_rng(draw(hs.integers(0, 2**32 - 1)))
     return rng.uniform(0.2, 1.4, shape).astype(dtype)
 
 
 @pytest.mark.parametrize("name", FROM_OUTPUT)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_value_reading_rules_return_a_new_array(name: str, dtype: Any) -> None:
+@pytest.mark.parametrize("shape", [(2, 3), (2, lin.IN_PLACE_MIN)])
+def test_value_reading_rules_return_a_new_array(name: str, dtype: Any, shape: Any) -> None:
     rec = record(name)
-    y = rec.kernel(np.linspace(0.2, 1.4, 6).astype(dtype).reshape(2, 3))
+    y = rec.kernel(np.linspace(0.2, 1.4, np.prod(shape)).astype(dtype).reshape(shape))
     kept = y.copy()
     first, second = rec.rule(None, y), rec.rule(None, y)
     for c in (first, second):
@@ -52,8 +55,9 @@ def test_value_reading_rules_return_a_new_array(name: str, dtype: Any) -> None:
     np.testing.assert_array_equal(y, kept)
 
 
-def test_tanh_and_sigmoid_slopes_are_the_closed_forms() -> None:
-    y = np.tanh(np.linspace(-2.0, 2.0, 9))
+@pytest.mark.parametrize("n", [9, lin.IN_PLACE_MIN + 1])
+def test_tanh_and_sigmoid_slopes_are_the_closed_forms(n: int) -> None:
+    y = np.tanh(np.linspace(-2.0, 2.0, n))
     np.testing.assert_array_equal(record("tanh").rule(None, y), 1.0 - y * y)
     np.testing.assert_array_equal(record("sigmoid").rule(None, y), y * (1.0 - y))
     assert record("tanh").rule(None, 0.5) == 0.75 and record("sigmoid").rule(None, 0.5) == 0.25
@@ -109,14 +113,16 @@ def test_float32_values_with_float64_cotangents(x: np.ndarray) -> None:
 
 
 def test_a_batch_of_cotangents_is_not_formed_in_place() -> None:
-    x = np.linspace(0.2, 1.4, 4)
-    j = fad.jacrev(lambda v: fad.tanh(v + 0.0))(x)
-    close(j, np.diag(1.0 - np.tanh(x) ** 2), TIGHT, "jacrev")
+    x = np.linspace(0.2, 1.4, lin.IN_PLACE_MIN)
+    u = np.cos(np.arange(3.0 * x.size)).reshape(3, x.size)
+    _, pullback = fad.vjp(lambda v: fad.tanh(v + 0.0), x)
+    close(pullback(u)[0], u * (1.0 - np.tanh(x) ** 2), TIGHT, "a batch of 3 cotangents")
 
 
 def test_zero_times_an_infinite_slope_is_still_zero() -> None:
     """sqrt's slope is inf at 0; a cotangent of 0 there gives 0, in the in-place pass too."""
-    x = np.array([0.0, 4.0, 9.0])
+    x = np.full(lin.IN_PLACE_MIN, 4.0)
+    x[::2] = 0.0
     with np.errstate(divide="ignore"):
         g = fad.grad(lambda v: np.sum(fad.where(v > 0.0, fad.sqrt(v), 0.0)))(x)
-    np.testing.assert_array_equal(g, [0.0, 0.25, 1.0 / 6.0])
+    np.testing.assert_array_equal(g, np.where(x > 0.0, 0.25, 0.0))

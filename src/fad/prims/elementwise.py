@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._core import UFUNCS
+from .._linear import IN_PLACE_MIN
 from ._declare import NONZERO, POSITIVE, REALS, Domain, elementwise, interval
 from ._erf import erf as _erf_kernel
 
@@ -38,17 +39,17 @@ def _sigmoid_math(x: float) -> float:
 
 
 def _tanh_slope(x: Any, y: Any) -> Any:
-    """1 - y² (``x`` unused), formed in one new array when ``y`` is an array."""
+    """1 - y² (``x`` unused), formed in one new array when ``y`` is a large array."""
     c = y * y
-    if type(c) is np.ndarray:
-        return np.subtract(1.0, c, out=c)
-    return 1.0 - c
+    if type(c) is not np.ndarray or c.size < IN_PLACE_MIN:
+        return 1.0 - c
+    return np.subtract(1.0, c, out=c)
 
 
 def _sigmoid_slope(x: Any, y: Any) -> Any:
-    """y (1 - y) (``x`` unused), formed in one new array when ``y`` is an array."""
+    """y (1 - y) (``x`` unused), formed in one new array when ``y`` is a large array."""
     c = 1.0 - y
-    if type(c) is np.ndarray:
+    if type(c) is np.ndarray and c.size >= IN_PLACE_MIN:
         return np.multiply(y, c, out=c)
     return y * c
 
