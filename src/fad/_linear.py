@@ -574,13 +574,19 @@ def keeps_output(node: Node, y: Any) -> bool:
     return True
 
 
+# Arrays of fewer elements are multiplied into a new array: numpy's call with ``out=``
+# costs more than the allocation it saves (a 64-vector of a loop's step).
+IN_PLACE_MIN = 1024
+
+
 @final
 class FromOutput(Node):
     """``t -> rule(None, y) * t``: an elementwise derivative computed from the value.
 
     For rules that read only the primitive's value (``tanh``: 1 - y², ``sigmoid``:
     y(1 - y)), keeping ``y`` - which the next step of a loop keeps anyway - instead of a
-    coefficient array saves an array per step of a recorded loop.
+    coefficient array saves an array per step of a recorded loop. The rule returns a new
+    array for an array ``y``, so the reverse pass forms the product in it.
     """
 
     __slots__ = ("label", "of", "rule", "singular", "summed", "y")
@@ -621,7 +627,25 @@ class FromOutput(Node):
         return None if t is None else product(t, self.coef)
 
     def backward(self, ct: Any) -> Sequence[Any]:
-        c = product(ct, self.coef)
+        if self.y.size < IN_PLACE_MIN:  # the common case of a loop's step: kept short
+            c = product(ct, self.coef)
+        else:
+            c = self.coef
+            if (
+                type(c) is np.ndarray
+                and type(ct) is np.ndarray
+                and c.shape == ct.shape
+                and c.dtype == ct.dtype
+                and c.base is None
+                and c is not self.y
+                and _QUIET.get()
+            ):
+                # The rule made ``c`` for this call (see the class docstring): the product
+                # goes into it, one new array instead of two. Only in an unchecked pass,
+                # where ``product`` is a plain ``*`` too (a strict one reads both factors).
+                np.multiply(ct, c, out=c)
+            else:
+                c = product(ct, c)
         return [c] * len(self.parents) if self.summed else (c,)
 
     def fill_backward(self, ct: Fill) -> Sequence[Any] | None:

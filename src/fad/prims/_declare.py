@@ -211,7 +211,9 @@ def elementwise(
     it is computed without numpy's divide-by-zero warning, which the function itself
     never gave. ``reads_x=False`` says the rule reads only the value ``y`` (it is then
     called with ``x=None``): a recorded derivative keeps ``y``, which the next step
-    usually keeps anyway, instead of a coefficient array of its own.
+    usually keeps anyway, instead of a coefficient array of its own. Such a rule must
+    return a new array for an array ``y`` (not ``y``, a view or a kept constant): the
+    reverse pass multiplies the cotangent into it.
     """
     step = Elementwise(
         name, kernel, rule, domain, fast=fast, doc=doc, singular=singular, reads_x=reads_x

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._core import UFUNCS
+from .._linear import IN_PLACE_MIN
 from ._declare import NONZERO, POSITIVE, REALS, Domain, elementwise, interval
 from ._erf import erf as _erf_kernel
 
@@ -35,6 +36,22 @@ def _sigmoid_math(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
+
+
+def _tanh_slope(x: Any, y: Any) -> Any:
+    """1 - y² (``x`` unused), formed in one new array when ``y`` is a large array."""
+    c = y * y
+    if type(c) is not np.ndarray or c.size < IN_PLACE_MIN:
+        return 1.0 - c
+    return np.subtract(1.0, c, out=c)
+
+
+def _sigmoid_slope(x: Any, y: Any) -> Any:
+    """y (1 - y) (``x`` unused), formed in one new array when ``y`` is a large array."""
+    c = 1.0 - y
+    if type(c) is np.ndarray and c.size >= IN_PLACE_MIN:
+        return np.multiply(y, c, out=c)
+    return y * c
 
 
 def _softplus(x: Any) -> Any:
@@ -102,7 +119,7 @@ tan = elementwise(
 )  # fmt: skip
 
 tanh = elementwise(
-    "tanh", np.tanh, lambda x, y: 1.0 - y * y, REALS, ufunc=np.tanh, reads_x=False,
+    "tanh", np.tanh, _tanh_slope, REALS, ufunc=np.tanh, reads_x=False,
     fast=(math.tanh, lambda x, y: 1.0 - y * y),
     doc="""Hyperbolic tangent; the derivative 1 - tanh(x)**2 reuses the value.
 
@@ -113,7 +130,7 @@ tanh = elementwise(
 )  # fmt: skip
 
 sigmoid = elementwise(
-    "sigmoid", _sigmoid, lambda x, y: y * (1.0 - y), REALS, reads_x=False,
+    "sigmoid", _sigmoid, _sigmoid_slope, REALS, reads_x=False,
     fast=(_sigmoid_math, lambda x, y: y * (1.0 - y)),
     doc="""The logistic function 1 / (1 + e**-x), stable for large |x|.
 
