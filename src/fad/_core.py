@@ -805,10 +805,11 @@ class ReduceSum(Node):
 
     def backward(self, ct: Any) -> Sequence[Any]:
         src, out = self.parents[0].shape, self.shape
+        if type(ct) is float and not out:  # a gradient's seed
+            return (lin.Fill(ct, src),)
         plain = type(ct) is not Dual and len(shape_of(ct)) == len(out)
         if plain and len(self.axes) == len(src):  # the sum of every element: one number
-            if type(ct) is not float:  # a 0-d or all-ones array: its one number
-                ct = np.reshape(ct, ())[()]
+            ct = np.reshape(ct, ())[()]  # a 0-d or all-ones array: its one number
             return (lin.Fill(ct, src),)
         kept = tuple(1 if i in self.axes else s for i, s in enumerate(src))
         if plain:
@@ -1317,7 +1318,7 @@ _REAL_KINDS = frozenset("fiu")
 def check_leaf(x: Any, where: object) -> Any:
     """Validate one input leaf: a real number or array. Integers become float64."""
     t = type(x)
-    if t is float or t is Dual:
+    if t is float or t is Dual or (t is np.ndarray and x.dtype.kind == "f"):
         return x
     if t is int:
         return float(x)
@@ -1376,6 +1377,8 @@ def _trace_call(
 
 def leaf_at(v: Any, tag: int, act: frozenset[int]) -> tuple[Any, Node | None]:
     """Split an output leaf into its primal and its node at level ``tag``."""
+    if type(v) is Dual and v._node.source.tag == tag and type(v._node) is not Packed:
+        return v._value, v._node  # the common case: a result of this very call
     v = _strip_inactive(v, act)
     if type(v) is Dual and v._node.source.tag == tag:
         node = v._node

@@ -192,8 +192,12 @@ class Input(Node):
         self.source = source
         self.seq = next(creation)
         self.index = index
-        self.shape = shape_of(value)
-        self.dtype = np.dtype(np.float64) if type(value) is float else np.result_type(value)
+        if type(value) is np.ndarray:
+            self.shape = value.shape
+            self.dtype = value.dtype
+        else:
+            self.shape = shape_of(value)
+            self.dtype = np.dtype(np.float64) if type(value) is float else np.result_type(value)
         self.parents = ()
         self.diag = index
 
@@ -458,12 +462,18 @@ class Scale(Node):
 
     def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
         c = self.c
-        if not (_is_number(c) or type(c) is np.ndarray) or shape_of(c) not in ((), self.shape):
-            return None  # a Dual of an enclosing transform, or broadcasting to undo
-        if self.shape != self.parents[0].shape:
-            return None
-        c = scaled_product(ct.value, c, self.factor)  # one pass at most
-        return (c if type(c) is np.ndarray else Fill(c, self.shape),)
+        shape = self.shape
+        if shape != self.parents[0].shape:
+            return None  # broadcasting to undo
+        if type(c) is np.ndarray:
+            if c.shape != shape:
+                return None
+            if type(ct.value) is float:  # one pass: c * (value * factor)
+                return (product(c, ct.value * self.factor),)
+            return (scaled_product(ct.value, c, self.factor),)
+        if not _is_number(c):
+            return None  # a Dual of an enclosing transform
+        return (Fill(scaled_product(ct.value, c, self.factor), shape),)
 
     def release(self) -> None:
         self.c = None
@@ -1096,7 +1106,7 @@ def pull_back_once(
     repair a nan: the caller records the function again and pulls ``strictly()``.
     """
     source.consumed = True
-    if strict():
+    if _STRICT.get() or nan_checks_enabled():
         return _pull_back(outputs, cts, n_inputs, consume=True)
     token = _QUIET.set(True)
     try:
