@@ -113,6 +113,18 @@ def test_modes_agree_at_kinks_and_domain_edges(f: fad.Fn[Any, Any], data: Any) -
     laws.check_modes_agree(f, data.draw(st.points(f, special=True), label="x"))
 
 
+def test_modes_agree_when_infinite_terms_are_summed_in_two_orders() -> None:
+    """log(x) * (exp(x) - log(x)) at 0: forward forms a·(b' - c') = (-∞)(-∞) = ∞,
+    reverse a·b' - a·c' = -∞ + ∞ = nan. Both are the same sum of infinities; nan
+    against a finite number still disagrees."""
+    laws.check_modes_agree(fad.log * (fad.exp - fad.log), 0.0)
+    bad = fad.primitive(
+        lambda x: x, jvp=lambda x, t: t, vjp=lambda x, u: u * np.nan, name="nan_backward"
+    )
+    with pytest.raises(AssertionError, match="nan on one side only"):
+        laws.check_modes_agree(bad, 1.0)
+
+
 def test_modes_agree_on_the_sign_of_zero_derivatives() -> None:
     laws.check_modes_agree(fad.cos, 0.0)  # -0.0 both ways
     laws.check_modes_agree(fad.sin >> fad.cos, 0.0)

@@ -116,7 +116,8 @@ def _trace(
             out, aux.value = out
         return out
 
-    source, (tree, pairs) = trace_call(run, x, _Named(f), tangents)
+    one = len(args) == 1 and type(argnums) is int and not has_aux  # f takes the traced value
+    source, (tree, pairs) = trace_call(f if one else run, x, _Named(f), tangents)
     primals = [p for p, _ in pairs]
     d = Linear(
         source,

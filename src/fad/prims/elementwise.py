@@ -234,9 +234,11 @@ log1p = elementwise(
 )  # fmt: skip
 
 expm1 = elementwise(
-    "expm1", np.expm1, lambda x, y: y + 1.0, REALS, ufunc=np.expm1, reads_x=False,
-    fast=(math.expm1, lambda x, y: y + 1.0),
-    doc="""e**x - 1, accurate for tiny x; the derivative is e**x = expm1(x) + 1.
+    "expm1", np.expm1, lambda x, y: np.exp(x), REALS, ufunc=np.expm1,
+    fast=(math.expm1, lambda x, y: math.exp(x)),
+    doc="""e**x - 1, accurate for tiny x; the derivative is e**x, computed from x: from the
+    value, expm1(x) + 1 cancels where expm1(x) is near -1 (at x = -16 in float32 it is off
+    by 6 %).
 
     >>> import fad
     >>> print(fad.expm1.value(1e-20))
