@@ -230,7 +230,8 @@ class Diag:
     ``k`` and 0 elsewhere: the identity's columns, scaled. ``jacfwd`` seeds it, and
     elementwise steps (``Scale``, ``Sum``) keep it in O(n) instead of O(n²) until a
     step that mixes elements needs it ``dense()`` — which is what makes a dense
-    Hessian of an elementwise-heavy function cheap.
+    Hessian of an elementwise-heavy function cheap. A contiguous slice shifts it into a
+    ``Band``.
     """
 
     __slots__ = ("d",)
