@@ -719,6 +719,7 @@ def _reshape(x: Any, shape: Shape) -> Any:
             shape,
             lambda t: np.reshape(t, _batch(t, src) + shape),
             lambda ct: (np.reshape(ct, _batch(ct, shape) + src),),
+            on_diag=lambda t: lin.reshape_band(t, shape),
         )
 
     return defop("reshape", lambda v: np.reshape(v, shape), lin_)(x)
@@ -797,10 +798,12 @@ class ReduceSum(Node):
 
     def forward_diag(self, ts: list[Any]) -> Any:
         (t,) = ts
-        if type(t) is not lin.Diag:
+        if type(t) is not lin.Diag and type(t) is not lin.Band:
             return None
         if len(self.axes) < len(self.parents[0].shape):
             return self.forward([t.dense()])
+        if type(t) is lin.Band:
+            return t.summed(self.shape)  # entry k sums its bands' values at k
         return np.reshape(t.d, (t.d.size, *self.shape))  # entry k sums to d[k]
 
     def backward(self, ct: Any) -> Sequence[Any]:
@@ -862,7 +865,14 @@ def getitem(x: Any, index: Any) -> Any:
             nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
             return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
 
-        return lin.Op("getitem", _one(n), out, fwd, back)
+        return lin.Op(
+            "getitem",
+            _one(n),
+            out,
+            fwd,
+            back,
+            on_diag=lambda t: lin.take_band(t, src, index, out),  # a slice: shifted diagonals
+        )
 
     return defop("getitem", lambda v: v[index], lin_)(x)
 
@@ -887,6 +897,7 @@ def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
             shape_of(y),
             lambda t: scatter_add(t, index, shape, out),
             lambda c: (c[_batched_index(index, len(shape_of(c)) - len(shape))],),
+            on_diag=lambda t: lin.scatter_band(t, shape, index, out),
         )
 
     return defop("scatter_add", kernel, lin_)(ct)

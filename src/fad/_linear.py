@@ -132,7 +132,8 @@ class Node:
         raise NotImplementedError
 
     def forward_diag(self, ts: list[Any]) -> Any:
-        """A cheaper ``forward`` when some tangents are ``Diag``, or ``None``: make them dense."""
+        """A cheaper ``forward`` when some tangents are ``Diag`` or ``Band``, or ``None``:
+        make them dense."""
         return None
 
     def backward(self, ct: Any) -> Sequence[Any]:
@@ -233,7 +234,8 @@ class Diag:
     ``k`` and 0 elsewhere: the identity's columns, scaled. ``jacfwd`` seeds it, and
     elementwise steps (``Scale``, ``Sum``) keep it in O(n) instead of O(n²) until a
     step that mixes elements needs it ``dense()`` — which is what makes a dense
-    Hessian of an elementwise-heavy function cheap.
+    Hessian of an elementwise-heavy function cheap. A contiguous slice shifts it into a
+    ``Band``.
     """
 
     __slots__ = ("d",)
@@ -256,9 +258,171 @@ class Diag:
         return out.reshape(self.shape)
 
 
+@final
+class Band:
+    """A batch of tangents made of shifted diagonals: ``jacfwd``'s identity after slicing.
+
+    ``bands`` maps an offset ``o`` to an array ``d`` of the value's shape: entry ``k`` of
+    the batch (``shape = (n,) + value_shape``) is ``d[j]`` at every flat position ``j``
+    with ``k == j + o``, summed over the bands, and 0 elsewhere; positions whose
+    ``j + o`` falls outside ``0 .. n-1`` belong to no entry (their ``d`` is ignored).
+    ``x[1:]`` of the identity is one band at offset 1; ``x[:-1] * x[1:]`` two, and
+    indexing's transpose puts them back at offsets -1 and 0. Contiguous slices, their
+    transposes, reshapes, full sums, elementwise steps and sums keep it in
+    O(bands x size) instead of O(n x size) until a step that mixes elements needs it
+    ``dense()``: so the dense Hessian of a function of shifted products costs what its
+    result costs. A ``Diag`` is the case of one band at offset 0 with ``n`` the size,
+    and ``banded`` returns that case as a ``Diag``. Every ``d`` is a plain array.
+    """
+
+    __slots__ = ("bands", "n", "value_shape")
+
+    def __init__(self, n: int, value_shape: Shape, bands: dict[int, Any]) -> None:
+        self.n = n
+        self.value_shape = value_shape
+        self.bands = bands
+
+    @property
+    def shape(self) -> Shape:
+        return (self.n, *self.value_shape)
+
+    @property
+    def dtype(self) -> Any:
+        return np.result_type(*self.bands.values())
+
+    def span(self, o: int) -> tuple[int, int]:
+        """The flat positions ``lo .. hi-1`` of band ``o`` that fall in some entry."""
+        m = math.prod(self.value_shape)
+        return max(0, -o), max(0, min(m, self.n - o))
+
+    def dense(self) -> Any:
+        out = np.zeros(self.shape, dtype=self.dtype)
+        self.add_into(out)
+        return out
+
+    def add_into(self, out: Any) -> None:
+        """Add the bands into ``out``, a C-contiguous array of ``self.shape`` (ours)."""
+        m = math.prod(self.value_shape)
+        flat = out.reshape(-1)
+        for o, d in self.bands.items():
+            lo, hi = self.span(o)
+            if lo < hi:  # entry (k, j) = (j + o, j) is at flat place o*m + j*(m + 1)
+                start = o * m + lo * (m + 1)
+                flat[start : start + (hi - lo - 1) * (m + 1) + 1 : m + 1] += d.reshape(-1)[lo:hi]
+
+    def map(self, f: Callable[[Any], Any]) -> Band | None:
+        """``f`` (an elementwise scaling) applied to every band, or ``None`` if one of
+        the results is not a plain array."""
+        bands = {}
+        for o, d in self.bands.items():
+            e = f(d)
+            if type(e) is not np.ndarray or e.shape != self.value_shape:
+                return None
+            bands[o] = e
+        return Band(self.n, self.value_shape, bands)
+
+    def summed(self, out: Shape) -> Any:
+        """The tangents of the sum of all elements: ``(n,) + out``, ``out`` of size 1."""
+        r = np.zeros(self.n, dtype=self.dtype)
+        for o, d in self.bands.items():
+            lo, hi = self.span(o)
+            r[lo + o : hi + o] += d.reshape(-1)[lo:hi]
+        return r.reshape((self.n, *out))
+
+
+def as_band(t: Diag | Band) -> Band | None:
+    """A ``Diag`` as a ``Band`` (one band at offset 0); ``None`` if its ``d`` is not a
+    plain array (a ``Dual`` of an enclosing transform)."""
+    if type(t) is Band:
+        return t
+    d = t.d
+    if type(d) is not np.ndarray:
+        return None
+    return Band(d.size, d.shape, {0: d})
+
+
+def banded(n: int, value_shape: Shape, bands: dict[int, Any]) -> Diag | Band:
+    """A ``Band``, or the ``Diag`` it is: one band at offset 0 and ``n`` the size."""
+    if len(bands) == 1 and 0 in bands and n == math.prod(value_shape):
+        return Diag(bands[0])
+    return Band(n, value_shape, bands)
+
+
+def flat_span(shape: Shape, index: Any) -> int | None:
+    """Where ``v[index]`` starts among ``v``'s flat positions if it is a nonempty run of
+    consecutive ones in order (``x[1:]``, ``x[2]``, ``m[1:3]``, ``m[2, 1:]``), else ``None``.
+
+    ``v[index]`` element ``i`` (in C order) is then flat position ``start + i`` of ``v``.
+    """
+    parts = list(index) if isinstance(index, tuple) else [index]
+    if any(p is Ellipsis for p in parts):
+        if sum(p is Ellipsis for p in parts) > 1:
+            return None
+        k = parts.index(Ellipsis)
+        parts[k : k + 1] = [slice(None)] * (len(shape) - len(parts) + 1)
+    if len(parts) > len(shape):
+        return None
+    parts += [slice(None)] * (len(shape) - len(parts))
+    start = 0
+    stride = 1
+    run = True  # every axis so far (from the last) is taken whole
+    for p, dim in zip(reversed(parts), reversed(shape), strict=True):
+        if isinstance(p, slice):
+            a, b, step = p.indices(dim)
+            count = len(range(a, b, step))
+            if count == 0:
+                return None
+        elif isinstance(p, int | np.integer) and not isinstance(p, bool | np.bool_):
+            a, count, step = int(p) + (dim if p < 0 else 0), 1, 1
+        else:
+            return None  # None (a new axis), arrays, masks
+        if count > 1 and (step != 1 or not run):
+            return None
+        run = run and count == dim
+        start += a * stride
+        stride *= dim
+    return start
+
+
+def take_band(t: Diag | Band, src: Shape, index: Any, out: Shape) -> Band | Diag | None:
+    """The tangents of ``v[index]`` from those of ``v`` (``src``), kept banded when the
+    index takes a run of consecutive elements; ``None`` otherwise (made dense)."""
+    start = flat_span(src, index)
+    b = None if start is None else as_band(t)
+    if b is None or start is None:
+        return None
+    m = math.prod(out)
+    bands = {o + start: d.reshape(-1)[start : start + m].reshape(out) for o, d in b.bands.items()}
+    return banded(b.n, out, bands)
+
+
+def scatter_band(t: Diag | Band, src: Shape, index: Any, out: Shape) -> Band | Diag | None:
+    """The tangents of zeros of ``src`` with ``v`` (``out``) added at ``index``, from those
+    of ``v``: indexing's transpose, kept banded as ``take_band`` is."""
+    start = flat_span(src, index)
+    b = None if start is None else as_band(t)
+    if b is None or start is None:
+        return None
+    m = math.prod(out)
+    bands = {}
+    for o, d in b.bands.items():
+        e = np.zeros(src, dtype=d.dtype)
+        e.reshape(-1)[start : start + m] = d.reshape(-1)
+        bands[o - start] = e
+    return banded(b.n, src, bands)
+
+
+def reshape_band(t: Diag | Band, shape: Shape) -> Diag | Band | None:
+    """The tangents of ``v.reshape(shape)``: the same bands, reshaped."""
+    b = as_band(t)
+    if b is None:
+        return None
+    return banded(b.n, shape, {o: d.reshape(shape) for o, d in b.bands.items()})
+
+
 def undiag(t: Any) -> Any:
-    """A tangent as an array: a ``Diag`` made dense, anything else unchanged."""
-    return t.dense() if type(t) is Diag else t
+    """A tangent as an array: a ``Diag`` or ``Band`` made dense, anything else unchanged."""
+    return t.dense() if type(t) is Diag or type(t) is Band else t
 
 
 def _plain_coef(c: Any, ndim: int) -> bool:
@@ -282,16 +446,51 @@ def evaluate(node: Node) -> Tangent:
 
 
 def _forward(node: Node, ts: list[Any]) -> Any:
-    """``node.forward(ts)``, with ``Diag`` tangents made dense for nodes that need it."""
+    """``node.forward(ts)``, with ``Diag`` and ``Band`` tangents made dense for nodes that
+    need it."""
+    for t in ts:
+        if type(t) is Band:
+            return _forward_band(node, ts)
     if type(node) in _KEEPS_DIAG:  # they handle Diag themselves
         return node.forward(ts)
     if len(ts) == 1 and type(ts[0]) is Diag and type(node) is Op and node.on_diag is not None:
-        return node.on_diag(ts[0])
+        t = node.on_diag(ts[0])
+        if t is not None:
+            return t
     if any(type(t) is Diag for t in ts):
         t = node.forward_diag(ts)
         if t is not None:
             return t
     return node.forward([undiag(t) for t in ts])
+
+
+def _forward_band(node: Node, ts: list[Any]) -> Any:
+    """``_forward`` when some tangents are ``Band``: kept banded where the node allows."""
+    if type(node) is Sum:
+        return node._forward_diag(ts)
+    (t, *more) = ts
+    r: Any = None
+    if type(node) is Scale:
+        if node.shape == node.parents[0].shape and _plain_coef(node.c, len(node.shape)):
+            c, f = node.c, node.factor
+            r = t.map(lambda d: scaled_product(d, c, f))
+    elif type(node) is FromOutput:
+        if node.summed:  # its parents are the terms of a sum: add them up first
+            t = _forward(node.of, ts)
+        coef = node.coef
+        if type(t) is Band:
+            r = t.map(lambda d: product(d, coef))
+            return product(t.dense(), coef) if r is None else r
+        if type(t) is Diag:
+            return Diag(product(t.d, coef))
+        return None if t is None else product(t, coef)
+    elif type(node) is Op and node.on_diag is not None and not more:
+        r = node.on_diag(t)
+    elif type(node).forward_diag is not Node.forward_diag:
+        r = node.forward_diag(ts)
+    if r is not None:
+        return r
+    return _forward(node, [t.dense() if type(t) is Band else t for t in ts])
 
 
 def times(t: Any, c: Any) -> Any:
@@ -399,6 +598,10 @@ def strictly() -> Iterator[None]:
 def has_nan(xs: Sequence[Any]) -> bool:
     """Whether plain numeric results of a pass contain nan (``Dual`` values are skipped)."""
     for x in xs:
+        if type(x) is Band:
+            if any(has_nan([d.reshape(-1)[slice(*x.span(o))]]) for o, d in x.bands.items()):
+                return True
+            continue
         if type(x) is Diag:
             x = x.d
         if type(x) is np.ndarray or isinstance(x, np.floating):
@@ -715,31 +918,62 @@ class Sum(Node):
         if any(type(t) is Diag for t in ts):
             return self._forward_diag(ts)
         total = None
+        owned = False  # whether total is a fresh sum of ours, to add the next terms into
         n = len(self.shape)
         for p, t in zip(self.parents, ts, strict=True):
             if t is not None:
                 t = expand(t, p.shape, n)
-                total = t if total is None else total + t
+                if total is None:
+                    total = t
+                elif (
+                    owned
+                    and type(t) is np.ndarray
+                    and t.shape == total.shape
+                    and np.result_type(total, t) == total.dtype
+                ):
+                    total += t
+                else:
+                    total = total + t
+                    owned = type(total) is np.ndarray
         return total
 
     def _forward_diag(self, ts: list[Any]) -> Any:
-        """The sum when some terms are ``Diag``: a ``Diag``, or the rest plus a diagonal."""
-        diags = [t.d for t in ts if type(t) is Diag]
-        d = diags[0]
-        for e in diags[1:]:
-            d = d + e
-        if not all(p.shape == self.shape for p in self.parents) or type(d) is not np.ndarray:
+        """The sum when some terms are ``Diag`` or ``Band``: their bands added up (a
+        ``Diag`` or ``Band``), plus the other terms if there are any."""
+        if not self.flat:
             return self.forward([undiag(t) for t in ts])
-        rest = [None if type(t) is Diag else t for t in ts]
+        bands: dict[int, Any] = {}
+        n = 0
+        rest: list[Any] = []
+        for t in ts:
+            if type(t) is Diag or type(t) is Band:
+                b = as_band(t)
+                if b is None:  # a Dual of an enclosing transform
+                    return self.forward([undiag(t) for t in ts])
+                n = b.n
+                for o, d in b.bands.items():
+                    e = bands.get(o)
+                    bands[o] = d if e is None else e + d
+                rest.append(None)
+            else:
+                rest.append(t)
+        if any(type(d) is not np.ndarray for d in bands.values()):
+            return self.forward([undiag(t) for t in ts])
+        sum_ = banded(n, self.shape, bands)
         if all(t is None for t in rest):
-            return Diag(d)
+            return sum_
         total = self.forward(rest)
-        if type(total) is not np.ndarray:  # a Dual of an enclosing transform
+        if type(total) is not np.ndarray or total.shape != sum_.shape:  # a Dual, or broadcast
             return self.forward([undiag(t) for t in ts])
-        if total.base is not None or any(t is total for t in rest) or total.dtype != d.dtype:
-            total = np.array(total, dtype=np.result_type(total, d))  # ours to add into
-        n = d.size
-        total.reshape(n, n)[np.arange(n), np.arange(n)] += d.reshape(-1)
+        dt = np.result_type(total, *bands.values())
+        if (
+            total.base is not None
+            or any(t is total for t in rest)
+            or total.dtype != dt
+            or not total.flags.c_contiguous
+        ):
+            total = np.array(total, dtype=dt, order="C")  # ours to add into
+        as_band(sum_).add_into(total)  # type: ignore[union-attr]
         return total
 
     def backward(self, ct: Any) -> Sequence[Any]:
@@ -777,12 +1011,14 @@ class Op(Node):
         *,
         batched: bool = True,
         elementwise: bool = False,
-        on_diag: Callable[[Diag], Any] | None = None,
+        on_diag: Callable[[Diag | Band], Any] | None = None,
     ) -> None:
         self.source = parents[0].source
         self.seq = next(creation)
         self.label = label
-        self.on_diag = on_diag  # the jvp of a single ``Diag`` tangent, if it has a cheap one
+        # The jvp of a single ``Diag`` or ``Band`` tangent if it has a cheap one; it may
+        # return None for the tangent made dense.
+        self.on_diag = on_diag
         self.parents = parents
         self.shape = shape
         self.jvp = jvp
