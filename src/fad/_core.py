@@ -849,32 +849,68 @@ def getitem(x: Any, index: Any) -> Any:
         index = primal(index)
     if isinstance(index, tuple):
         index = tuple(primal(i) for i in index)
+    if (
+        type(x) is Dual
+        and type(x._value) is np.ndarray
+        and isinstance(x._node, Node)
+        and not nan_checks_enabled()
+    ):  # the common case: one level, without the general primitive's dispatch
+        y = x._value[index]
+        return mk(y, Index(x._node, index, shape_of(y)))
 
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
-        src = shape_of(p[0])
-        out = shape_of(y)
-
-        def fwd(t: Any) -> Any:
-            return t[_batched_index(index, len(shape_of(t)) - len(src))]
-
-        def back(ct: Any) -> tuple[Any]:
-            if type(ct) is Dual:  # a cotangent that is itself differentiated: a real op
-                return (scatter_add(ct, index, src, out),)
-            if type(ct) is np.ndarray and ct.ndim == len(out):  # no batch: the common case
-                return (lin.Sparse(src, ct.dtype, index, ct),)
-            nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
-            return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
-
-        return lin.Op(
-            "getitem",
-            _one(n),
-            out,
-            fwd,
-            back,
-            on_diag=lambda t: lin.take_band(t, src, index, out),  # a slice: shifted diagonals
-        )
+        return Index(_one(n)[0], index, shape_of(y))
 
     return defop("getitem", lambda v: v[index], lin_)(x)
+
+
+@final
+class Index(Node):
+    """The derivative of ``v[index]``: tangents indexed, cotangents put back at ``index``.
+
+    A node class, not closures: ``x[1:] - x[:-1]`` records two small objects. The
+    transpose is a ``Sparse`` cotangent, written once at ``v``'s node however many
+    pieces reach it; a contiguous slice keeps ``jacfwd``'s identity banded.
+    """
+
+    __slots__ = ("index",)
+
+    def __init__(self, parent: Node, index: Any, out: Shape) -> None:
+        self.source = parent.source
+        self.seq = next(lin.creation)
+        self.parents = (parent,)
+        self.shape = out
+        self.diag = -1
+        self.index = index
+
+    @property
+    def name(self) -> str:
+        return "getitem"
+
+    def forward(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if t is None:
+            return None
+        return t[_batched_index(self.index, len(shape_of(t)) - len(self.parents[0].shape))]
+
+    def forward_diag(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if type(t) is not lin.Diag and type(t) is not lin.Band:
+            return None
+        return lin.take_band(t, self.parents[0].shape, self.index, self.shape)
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        src, out, index = self.parents[0].shape, self.shape, self.index
+        if type(ct) is Dual:  # a cotangent that is itself differentiated: a real op
+            return (scatter_add(ct, index, src, out),)
+        if type(ct) is np.ndarray and ct.ndim == len(out):  # no batch: the common case
+            return (lin.Sparse(src, ct.dtype, index, ct),)
+        nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
+        return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
+
+    def fill_backward(self, ct: lin.Fill) -> Sequence[Any]:
+        value = ct.value  # one number everywhere: it is written at index, not broadcast
+        return (lin.Sparse(self.parents[0].shape, dtype_of(value), self.index, value),)
 
 
 def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
