@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _linear as lin
 from ._errors import _CHECK_NANS, DomainError, MixedInputsError, ShapeError, nan_checks_enabled
-from ._linear import Node, Scale, Source, Sum, scale, shape_of
+from ._linear import Node, Scale, Source, scale, shape_of
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
 __all__ = [
@@ -341,7 +341,7 @@ _set_node = cast(Any, Dual.__dict__["_node"]).__set__
 
 def mk(value: Any, node: Node | Packed) -> Dual[Any]:
     """Build a ``Dual`` without the constructor's call overhead (hot path)."""
-    if type(node) is not Packed and node.source.eager and type(node) is not lin.Tangent:
+    if node.source.eager and type(node) is not Packed and type(node) is not lin.Tangent:
         node = lin.evaluate(node)
     d = _new(Dual)
     _set_value(d, value)
@@ -538,13 +538,13 @@ class Binary:
         else:
             ca = None if an is None else self.da(av, bv, y)
             cb = None if bn is None else self.db(av, bv, y)
-        if an is not None:
-            node = _term(ca, an, shape, name)
-            if bn is not None:
-                node = lin.sum_of(node, _term(cb, bn, shape, name), shape)
-        else:
+        if an is None:
             assert bn is not None  # some operand is a Dual at this level
-            node = _term(cb, bn, shape, name)
+            node = scale(cb, bn, shape, name)
+        else:
+            node = scale(ca, an, shape, name)
+            if bn is not None:
+                node = lin.sum_of(node, scale(cb, bn, shape, name), shape)
         return mk(y, node)
 
     def _plain(self, a: Any, b: Any) -> Any:
@@ -561,12 +561,6 @@ class Binary:
             return self.kernel(a, b)
         except ValueError:
             return call_kernel(self.name, self.kernel, a, b)  # raises the named ShapeError
-
-
-def _term(coef: Any, node: Node, shape: Shape, label: str) -> Node:
-    if coef is None:
-        return node if node.shape == shape else Sum((node,), shape)
-    return scale(coef, node, shape, label)
 
 
 def _pow_da(a: Any, b: Any, y: Any) -> Any:
@@ -1406,16 +1400,21 @@ def trace_call(
 def _trace_call(
     f: Callable[[Any], Any], x: Any, where: object, tangents: Sequence[Any] | None
 ) -> tuple[Source, Any]:
-    leaves, tree = flatten(x)
-    leaves = [check_leaf(v, where) for v in leaves]
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # one float array: the common case
+        leaves, tree = [x], leaf_tree()
+    else:
+        leaves, tree = flatten(x)
+        leaves = [check_leaf(v, where) for v in leaves]
     source = Source(tree, leaves, tangents)
     duals = [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)]
     act = _ACTIVE.get() | {source.tag}
     token = _ACTIVE.set(act)  # as ``active``, inline: this wraps every transform call
     try:
         with lin.gc_paused():
-            out = unpack(f(unflatten(tree, duals)))
-            out_leaves, out_tree = flatten(out)
+            out = f(unflatten(tree, duals))
+            if type(out) is Dual and out._node.source is source and type(out._node) is not Packed:
+                return source, (leaf_tree(), [(out._value, out._node)])  # a result of this call
+            out_leaves, out_tree = flatten(unpack(out))
             pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
     finally:
         _ACTIVE.reset(token)
