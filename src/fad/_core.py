@@ -509,23 +509,19 @@ class Binary:
     def apply(self, a: Any, b: Any) -> Any:
         ta = a._node.source.tag if type(a) is Dual else 0
         tb = b._node.source.tag if type(b) is Dual else 0
-        if ta == tb == 0:
-            return self._plain(a, b)
         if ta and tb and ta != tb:
             (a, b), _ = _align((a, b), self.name)
             ta, tb = tag_of(a), tag_of(b)
-            if ta == tb == 0:
-                return self._plain(a, b)
         # Operands below the top level are constants here; their own levels live on
         # inside the primal computation.
-        if ta >= tb:
-            av, an = a._value, a._node
+        if ta > tb:
+            av, an, bv, bn = a._value, a._node, b, None
+        elif ta < tb:
+            av, an, bv, bn = a, None, b._value, b._node
+        elif ta:
+            av, an, bv, bn = a._value, a._node, b._value, b._node
         else:
-            av, an = a, None
-        if tb >= ta:
-            bv, bn = b._value, b._node
-        else:
-            bv, bn = b, None
+            return self._plain(a, b)
         if type(an) is Packed or type(bn) is Packed:
             raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
         y = self.apply(av, bv) if type(av) is Dual or type(bv) is Dual else self._plain(av, bv)

@@ -1267,7 +1267,9 @@ class Fill(Lazy):
 
     def full(self, dtype: Any) -> Any:
         """The cotangent as a fresh array (an input's gradient is the caller's to keep)."""
-        out = np.empty(self.shape, dtype=np.result_type(self.value, dtype))
+        if type(self.value) is not float or dtype.kind != "f":  # a float takes the array's
+            dtype = np.result_type(self.value, dtype)
+        out = np.empty(self.shape, dtype=dtype)
         out.fill(self.value)
         return out
 
@@ -1385,6 +1387,8 @@ def _pull_back(
         if type(node) is Input:
             if type(ct) is Fill and not check:
                 result[node.index] = ct.full(node.dtype)
+            elif type(ct) is Sparse:  # written into fresh zeros: nothing to check or copy
+                result[node.index] = ct.dense()
             else:
                 result[node.index] = _owned(ct.dense() if isinstance(ct, Lazy) else ct, cts, taken)
             continue
@@ -1407,8 +1411,8 @@ def _pull_back(
                     push(heap, (-p.seq, p))
                 elif type(old) is ndarray and type(pct) is ndarray:
                     acc[p] = old + pct
-                elif type(old) is Outer and type(pct) is Outer:
-                    old.merge(pct)  # a weight's share of another step's product
+                elif type(old) is type(pct) and (type(old) is Outer or type(old) is Sparse):
+                    old.merge(pct)  # a weight's share of another step's product, or pieces
                 else:
                     acc[p] = _accumulate(old, pct)
     return result
