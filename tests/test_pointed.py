@@ -359,6 +359,22 @@ def test_repeated_integer_indices_accumulate(n: int, m: int, seed: int) -> None:
     close(fad.grad(lambda x: np.sum(x[idx] ** 2 * w))(x), expected_sq, EXACT[F64])
 
 
+@PROPERTY
+@given(hs.integers(2, 6), seeds, hs.sampled_from([np.float64, np.float32]))
+def test_a_full_sum_of_an_index_puts_ones_at_its_places(n: int, seed: int, dtype: Any) -> None:
+    # The sum's cotangent reaches the index as one number (a Fill), written at the index
+    # without being broadcast first; the gradient keeps the input's dtype.
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n).astype(dtype)
+    for index in (rng.integers(0, n, 2 * n), slice(1, None), slice(None, None, -2), n - 1, x > 0):
+        expected = np.zeros(n, dtype)
+        np.add.at(expected, index, 1.0)
+        g = fad.grad(lambda x, index=index: np.sum(x[index]) * 2.0)(x)
+        assert g.dtype == dtype
+        close(g, 2.0 * expected, EXACT[F64], f"x[{index}]")
+        close(fad.jacfwd(lambda x, index=index: np.sum(x[index]))(x), expected, EXACT[F64])
+
+
 def test_repeated_indices_in_two_dimensions_and_in_a_loop() -> None:
     x = np.arange(6.0).reshape(2, 3)
     rows, cols = np.array([0, 0, 1, 0]), np.array([1, 1, 2, 1])

@@ -780,8 +780,15 @@ def test_jacobians_of_pytree_inputs_and_outputs(jac: Callable[..., Any]) -> None
 
 @pytest.mark.parametrize(
     "f",
-    [np.sum, lambda x: x + 0.0, lambda x: x[1:] * 1.0, lambda x: np.broadcast_to(x, (2, 3))],
-    ids=["sum", "identity", "slice", "broadcast"],
+    [
+        np.sum,
+        lambda x: x + 0.0,
+        lambda x: x[1:] * 1.0,
+        lambda x: x[::2],
+        lambda x: x[[0, 0, 2]],
+        lambda x: np.broadcast_to(x, (2, 3)),
+    ],
+    ids=["sum", "identity", "slice", "bare slice", "repeated indices", "broadcast"],
 )
 def test_cotangents_are_fresh_arrays_the_caller_may_write_into(f: Callable[[Any], Any]) -> None:
     """Not a read-only broadcast view (np.sum's transpose), not the caller's own array."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _linear as lin
 from ._errors import _CHECK_NANS, DomainError, MixedInputsError, ShapeError, nan_checks_enabled
-from ._linear import Node, Scale, Source, Sum, scale, shape_of
+from ._linear import Node, Scale, Source, scale, shape_of
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
 __all__ = [
@@ -341,7 +341,7 @@ _set_node = cast(Any, Dual.__dict__["_node"]).__set__
 
 def mk(value: Any, node: Node | Packed) -> Dual[Any]:
     """Build a ``Dual`` without the constructor's call overhead (hot path)."""
-    if type(node) is not Packed and node.source.eager and type(node) is not lin.Tangent:
+    if node.source.eager and type(node) is not Packed and type(node) is not lin.Tangent:
         node = lin.evaluate(node)
     d = _new(Dual)
     _set_value(d, value)
@@ -509,23 +509,19 @@ class Binary:
     def apply(self, a: Any, b: Any) -> Any:
         ta = a._node.source.tag if type(a) is Dual else 0
         tb = b._node.source.tag if type(b) is Dual else 0
-        if ta == tb == 0:
-            return self._plain(a, b)
         if ta and tb and ta != tb:
             (a, b), _ = _align((a, b), self.name)
             ta, tb = tag_of(a), tag_of(b)
-            if ta == tb == 0:
-                return self._plain(a, b)
         # Operands below the top level are constants here; their own levels live on
         # inside the primal computation.
-        if ta >= tb:
-            av, an = a._value, a._node
+        if ta > tb:
+            av, an, bv, bn = a._value, a._node, b, None
+        elif ta < tb:
+            av, an, bv, bn = a, None, b._value, b._node
+        elif ta:
+            av, an, bv, bn = a._value, a._node, b._value, b._node
         else:
-            av, an = a, None
-        if tb >= ta:
-            bv, bn = b._value, b._node
-        else:
-            bv, bn = b, None
+            return self._plain(a, b)
         if type(an) is Packed or type(bn) is Packed:
             raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
         y = self.apply(av, bv) if type(av) is Dual or type(bv) is Dual else self._plain(av, bv)
@@ -538,13 +534,13 @@ class Binary:
         else:
             ca = None if an is None else self.da(av, bv, y)
             cb = None if bn is None else self.db(av, bv, y)
-        if an is not None:
-            node = _term(ca, an, shape, name)
-            if bn is not None:
-                node = lin.sum_of(node, _term(cb, bn, shape, name), shape)
-        else:
+        if an is None:
             assert bn is not None  # some operand is a Dual at this level
-            node = _term(cb, bn, shape, name)
+            node = scale(cb, bn, shape, name)
+        else:
+            node = scale(ca, an, shape, name)
+            if bn is not None:
+                node = lin.sum_of(node, scale(cb, bn, shape, name), shape)
         return mk(y, node)
 
     def _plain(self, a: Any, b: Any) -> Any:
@@ -561,12 +557,6 @@ class Binary:
             return self.kernel(a, b)
         except ValueError:
             return call_kernel(self.name, self.kernel, a, b)  # raises the named ShapeError
-
-
-def _term(coef: Any, node: Node, shape: Shape, label: str) -> Node:
-    if coef is None:
-        return node if node.shape == shape else Sum((node,), shape)
-    return scale(coef, node, shape, label)
 
 
 def _pow_da(a: Any, b: Any, y: Any) -> Any:
@@ -849,32 +839,68 @@ def getitem(x: Any, index: Any) -> Any:
         index = primal(index)
     if isinstance(index, tuple):
         index = tuple(primal(i) for i in index)
+    if (
+        type(x) is Dual
+        and type(x._value) is np.ndarray
+        and isinstance(x._node, Node)
+        and not nan_checks_enabled()
+    ):  # the common case: one level, without the general primitive's dispatch
+        y = x._value[index]
+        return mk(y, Index(x._node, index, shape_of(y)))
 
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
-        src = shape_of(p[0])
-        out = shape_of(y)
-
-        def fwd(t: Any) -> Any:
-            return t[_batched_index(index, len(shape_of(t)) - len(src))]
-
-        def back(ct: Any) -> tuple[Any]:
-            if type(ct) is Dual:  # a cotangent that is itself differentiated: a real op
-                return (scatter_add(ct, index, src, out),)
-            if type(ct) is np.ndarray and ct.ndim == len(out):  # no batch: the common case
-                return (lin.Sparse(src, ct.dtype, index, ct),)
-            nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
-            return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
-
-        return lin.Op(
-            "getitem",
-            _one(n),
-            out,
-            fwd,
-            back,
-            on_diag=lambda t: lin.take_band(t, src, index, out),  # a slice: shifted diagonals
-        )
+        return Index(_one(n)[0], index, shape_of(y))
 
     return defop("getitem", lambda v: v[index], lin_)(x)
+
+
+@final
+class Index(Node):
+    """The derivative of ``v[index]``: tangents indexed, cotangents put back at ``index``.
+
+    A node class, not closures: ``x[1:] - x[:-1]`` records two small objects. The
+    transpose is a ``Sparse`` cotangent, written once at ``v``'s node however many
+    pieces reach it; a contiguous slice keeps ``jacfwd``'s identity banded.
+    """
+
+    __slots__ = ("index",)
+
+    def __init__(self, parent: Node, index: Any, out: Shape) -> None:
+        self.source = parent.source
+        self.seq = next(lin.creation)
+        self.parents = (parent,)
+        self.shape = out
+        self.diag = -1
+        self.index = index
+
+    @property
+    def name(self) -> str:
+        return "getitem"
+
+    def forward(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if t is None:
+            return None
+        return t[_batched_index(self.index, len(shape_of(t)) - len(self.parents[0].shape))]
+
+    def forward_diag(self, ts: list[Any]) -> Any:
+        (t,) = ts
+        if type(t) is not lin.Diag and type(t) is not lin.Band:
+            return None
+        return lin.take_band(t, self.parents[0].shape, self.index, self.shape)
+
+    def backward(self, ct: Any) -> Sequence[Any]:
+        src, out, index = self.parents[0].shape, self.shape, self.index
+        if type(ct) is Dual:  # a cotangent that is itself differentiated: a real op
+            return (scatter_add(ct, index, src, out),)
+        if type(ct) is np.ndarray and ct.ndim == len(out):  # no batch: the common case
+            return (lin.Sparse(src, ct.dtype, index, ct),)
+        nb = shape_of(ct)[: len(shape_of(ct)) - len(out)]
+        return (lin.Sparse(nb + src, dtype_of(ct), _batched_index(index, len(nb)), ct),)
+
+    def fill_backward(self, ct: lin.Fill) -> Sequence[Any]:
+        value = ct.value  # one number everywhere: it is written at index, not broadcast
+        return (lin.Sparse(self.parents[0].shape, dtype_of(value), self.index, value),)
 
 
 def scatter_add(ct: Any, index: Any, shape: Shape, out: Shape) -> Any:
@@ -1370,16 +1396,21 @@ def trace_call(
 def _trace_call(
     f: Callable[[Any], Any], x: Any, where: object, tangents: Sequence[Any] | None
 ) -> tuple[Source, Any]:
-    leaves, tree = flatten(x)
-    leaves = [check_leaf(v, where) for v in leaves]
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # one float array: the common case
+        leaves, tree = [x], leaf_tree()
+    else:
+        leaves, tree = flatten(x)
+        leaves = [check_leaf(v, where) for v in leaves]
     source = Source(tree, leaves, tangents)
     duals = [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)]
     act = _ACTIVE.get() | {source.tag}
     token = _ACTIVE.set(act)  # as ``active``, inline: this wraps every transform call
     try:
         with lin.gc_paused():
-            out = unpack(f(unflatten(tree, duals)))
-            out_leaves, out_tree = flatten(out)
+            out = f(unflatten(tree, duals))
+            if type(out) is Dual and out._node.source is source and type(out._node) is not Packed:
+                return source, (leaf_tree(), [(out._value, out._node)])  # a result of this call
+            out_leaves, out_tree = flatten(unpack(out))
             pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
     finally:
         _ACTIVE.reset(token)

@@ -718,16 +718,16 @@ def _is_number(c: Any) -> bool:
 
 def _split(coef: Any) -> tuple[Any, float]:
     """A coefficient as ``(c, factor)``, a finite nonzero Python number moved to ``factor``."""
-    if type(coef) is Times:
+    t = type(coef)
+    if t is Times:
         return coef.c, coef.factor
-    if _is_number(coef) and coef != 0 and coef - coef == 0:
+    if (t is float or t is int) and coef != 0 and coef - coef == 0:
         return 1.0, float(coef)
     return coef, 1.0
 
 
-def _fuse(outer: Any, node: Scale | FromOutput) -> tuple[Any, float]:
-    """The coefficient of ``outer`` applied after ``node``'s, as ``(c, factor)``."""
-    c1, f1 = _split(outer)
+def _fuse(c1: Any, f1: float, node: Scale | FromOutput) -> tuple[Any, float]:
+    """The coefficient ``(c1, f1)`` applied after ``node``'s, as ``(c, factor)``."""
     c2, f2 = (node.c, node.factor) if type(node) is Scale else (node.coef, 1.0)
     if _is_number(c1) and c1 == 1.0:
         c = c2
@@ -746,18 +746,22 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
 
     Fusing keeps an elementwise pipeline's derivative a single ``Scale`` of its input,
     so it costs one multiply per step and O(1) memory however deep the pipeline is.
-    ``coef`` may be a ``Times``: its factor is kept apart from its array.
+    ``coef`` may be a ``Times``: its factor is kept apart from its array. ``None`` is
+    the identity (a partial of ``+``): ``node`` itself, broadcast to ``shape`` if need be.
     """
+    if coef is None:
+        return node if node.shape == shape else Sum((node,), shape)
+    c, f = _split(coef)
     if (
         (type(node) is Scale or type(node) is FromOutput)
         and node.shape == shape
-        and _scaled(node).shape == shape
         and _FUSE.get()
         and not nan_checks_enabled()  # debug_nans names each primitive's adjoint
     ):
-        c, f = _fuse(coef, node)
-        return Scale(c, _scaled(node), shape, _fused(label, node.label), f)
-    c, f = _split(coef)
+        inner = _scaled(node)
+        if inner.shape == shape:
+            c, f = _fuse(c, f, node)
+            return Scale(c, inner, shape, _fused(label, node.label), f)
     return Scale(c, node, shape, label, f)
 
 
@@ -1263,7 +1267,9 @@ class Fill(Lazy):
 
     def full(self, dtype: Any) -> Any:
         """The cotangent as a fresh array (an input's gradient is the caller's to keep)."""
-        out = np.empty(self.shape, dtype=np.result_type(self.value, dtype))
+        if type(self.value) is not float or dtype.kind != "f":  # a float takes the array's
+            dtype = np.result_type(self.value, dtype)
+        out = np.empty(self.shape, dtype=dtype)
         out.fill(self.value)
         return out
 
@@ -1361,15 +1367,15 @@ def _pull_back(
     # cotangent reaches are visited, and a loop's steps are transposed one after the
     # other, so the cotangents alive at once are those of about one step, not of every
     # side branch of every step.
-    acc: dict[int, Any] = {}
+    acc: dict[Node, Any] = {}  # nodes hash by identity: keys without id() calls
     heap: list[tuple[int, Node]] = []
     push, pop = heapq.heappush, heapq.heappop
     for o, ct in zip(outputs, cts, strict=True):
         if o is not None and ct is not None:
-            if id(o) in acc:
-                acc[id(o)] = _accumulate(acc[id(o)], ct)
+            if o in acc:
+                acc[o] = _accumulate(acc[o], ct)
             else:
-                acc[id(o)] = ct
+                acc[o] = ct
                 push(heap, (-o.seq, o))
     result: list[Any] = [None] * n_inputs
     taken: set[int] = set()  # memory handed out already (see ``_owned``)
@@ -1377,20 +1383,21 @@ def _pull_back(
     ndarray = np.ndarray
     while heap:  # the hot loop of reverse mode: plain arrays are added inline
         node = pop(heap)[1]
-        ct = acc.pop(id(node))
-        back = None
-        if type(ct) is not ndarray and isinstance(ct, Lazy):
-            if type(ct) is Fill and not check:
-                if type(node) is Input:
-                    result[node.index] = ct.full(node.dtype)
-                    continue
-                back = node.fill_backward(ct)
-            if back is None:
-                ct = ct.dense()
+        ct = acc.pop(node)
         if type(node) is Input:
-            result[node.index] = _owned(ct, cts, taken)
+            if type(ct) is Fill and not check:
+                result[node.index] = ct.full(node.dtype)
+            elif type(ct) is Sparse:  # written into fresh zeros: nothing to check or copy
+                result[node.index] = ct.dense()
+            else:
+                result[node.index] = _owned(ct.dense() if isinstance(ct, Lazy) else ct, cts, taken)
             continue
-        if back is None:
+        if type(ct) is ndarray or not isinstance(ct, Lazy):
+            back = node.backward(ct)
+        elif type(ct) is Fill and not check and (filled := node.fill_backward(ct)) is not None:
+            back = filled
+        else:
+            ct = ct.dense()
             back = node.backward(ct)
         if consume:
             node.release()
@@ -1398,17 +1405,16 @@ def _pull_back(
             _check_adjoint(node, ct, back)
         for p, pct in zip(node.parents, back, strict=False):  # one entry per parent
             if pct is not None:
-                k = id(p)
-                old = acc.get(k)
+                old = acc.get(p)
                 if old is None:
-                    acc[k] = pct
+                    acc[p] = pct
                     push(heap, (-p.seq, p))
                 elif type(old) is ndarray and type(pct) is ndarray:
-                    acc[k] = old + pct
-                elif type(old) is Outer and type(pct) is Outer:
-                    old.merge(pct)  # a weight's share of another step's product
+                    acc[p] = old + pct
+                elif type(old) is type(pct) and (type(old) is Outer or type(old) is Sparse):
+                    old.merge(pct)  # a weight's share of another step's product, or pieces
                 else:
-                    acc[k] = _accumulate(old, pct)
+                    acc[p] = _accumulate(old, pct)
     return result
 
 

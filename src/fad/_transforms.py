@@ -105,19 +105,22 @@ def _trace(
     With ``tangents`` (one per input leaf) it runs forward mode instead: the map's
     nodes are then ``Tangent`` values, read with ``_tangents``.
     """
-    x, rebuild = _select(args, argnums)
     aux = _Aux()
+    call: Callable[[Any], Any] = f  # with one argument and no aux, f takes the traced value
+    if len(args) == 1 and argnums == 0 and not has_aux:
+        x = args[0]
+    else:
+        x, rebuild = _select(args, argnums)
 
-    def run(traced: Any) -> Any:
-        out = f(*rebuild(traced))
-        if has_aux:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"{_name(f)} has has_aux=True but did not return (out, aux)")
-            out, aux.value = out
-        return out
+        def call(traced: Any) -> Any:
+            out = f(*rebuild(traced))
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise TypeError(f"{_name(f)} has has_aux=True but did not return (out, aux)")
+                out, aux.value = out
+            return out
 
-    one = len(args) == 1 and type(argnums) is int and not has_aux  # f takes the traced value
-    source, (tree, pairs) = trace_call(f if one else run, x, _Named(f), tangents)
+    source, (tree, pairs) = trace_call(call, x, _Named(f), tangents)
     primals = [p for p, _ in pairs]
     d = Linear(
         source,
@@ -181,10 +184,11 @@ def value_and_grad(
             except (OverflowError, ValueError, ZeroDivisionError):
                 pass
         out, d, aux = _trace(f, args, argnums, has_aux)
-        if not d.out_shapes or len(d.out_shapes) != 1 or d.out_shapes[0] != ():
-            shapes = d.out_shapes[0] if len(d.out_shapes) == 1 else d.out_shapes
+        shapes = d.out_shapes
+        if len(shapes) != 1 or shapes[0] != ():
+            shown = shapes[0] if len(shapes) == 1 else shapes
             raise TypeError(
-                f"grad of {_name(f)} needs a scalar output, got shape {shapes}; "
+                f"grad of {_name(f)} needs a scalar output, got shape {shown}; "
                 "use fad.jacobian or fad.vjp for non-scalar outputs"
             )
         g = d.gradient_once()

@@ -102,7 +102,8 @@ _BUILTIN: Final[dict[str, tuple[ValueFn | None, RuleFn]]] = {
         _unary(np.log1p),
         lambda b, x, y: b.term(b.ufunc(np.divide, 1.0, b.ufunc(np.add, x, 1.0))),
     ),
-    "expm1": (_unary(np.expm1), lambda b, x, y: b.term(b.ufunc(np.add, y, 1.0))),
+    # exp(x), as the primitive declares it: y + 1 cancels where expm1(x) is near -1.
+    "expm1": (_unary(np.expm1), lambda b, x, y: b.term(b.ufunc(np.exp, x))),
     # erf's value is a rational approximation (fad/prims/_erf.py): its own kernel runs.
     "erf": (
         None,

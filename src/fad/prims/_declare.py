@@ -161,9 +161,7 @@ class Elementwise(Step):
         shape = shape_of(y)
         if c is _LATER:
             return mk(y, lin.FromOutput(self.rule, y, node, self.name, self.singular))
-        if c is None:
-            return mk(y, node if node.shape == shape else lin.Sum((node,), shape))
-        return mk(y, scale(c, node, shape, self.name))
+        return mk(y, scale(c, node, shape, self.name))  # c is None for the identity
 
     def value(self, x: Any) -> Any:
         if type(x) is float and self.fast_value is not None:
