@@ -335,16 +335,56 @@ def test_forward_jacobians_of_layers_scale_rows_and_agree_with_reverse_mode(dtyp
             close(j, expected, EXACT[np.dtype(dtype)], jac.__name__)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_reverse_jacobians_pull_identity_rows_and_agree_with_row_by_row_pullbacks(
+    dtype: Any,
+) -> None:
+    """jacrev seeds the identity's rows as a diagonal: kept through elementwise steps,
+    summed with other diagonals, added to dense rows, and made the matrix's scaled rows
+    at a product. Each row must equal a plain pullback of that unit cotangent."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(5, 3)).astype(dtype)
+    b = rng.normal(size=(3, 5)).astype(dtype)
+    x = rng.normal(size=3).astype(dtype)
+    for f in (
+        lambda x: np.tanh(a @ x),
+        lambda x: np.tanh(x @ b) * 3.0 - 1.0,
+        lambda x: (lambda u: np.tanh(u) + np.sin(u))(a @ x),  # two diagonals meet at u
+        lambda x: (lambda u: np.tanh(u) + u[::-1])(a @ x),  # a diagonal meets dense rows
+        lambda x: np.exp(a @ np.sin(x)),
+        lambda x: (x @ b) * (x @ b),  # both factors depend on x
+    ):
+        y, pullback = fad.vjp(f, x)
+        rows = np.stack([pullback(e)[0] for e in np.eye(y.size, dtype=dtype)])
+        for jac in (fad.jacrev, fad.jacobian):
+            j = jac(f)(x)
+            assert j.dtype == dtype
+            close(j, rows, EXACT[np.dtype(dtype)], jac.__name__)
+
+
 @pytest.mark.parametrize(
     ("f", "n", "m", "mode"),
     [
-        (lambda a, x: np.tanh(a @ x), 1000, 100, "fwd"),  # rows scaled: O(n m) forward
-        (lambda a, x: np.tanh(a @ x), 10, 1000, "fwd"),
+        # Reverse pulls the identity's rows through tanh, then scales A's rows once;
+        # forward scales A's columns, then multiplies all n x m entries by tanh's slope.
+        (lambda a, x: np.tanh(a @ x), 1000, 100, "rev"),
+        (lambda a, x: np.tanh(a @ x), 10, 1000, "rev"),
+        # The mirror image: forward keeps the identity diagonal through sin.
+        (lambda a, x: a @ np.sin(x), 1000, 100, "fwd"),
+        (lambda a, x: a @ np.sin(x), 100, 1000, "fwd"),
         (lambda a, x: np.sum(np.sin(x) * x), 1000, 1, "rev"),  # a gradient
         (lambda a, x: x[::-1][:100] * 2.0, 1000, 100, "rev"),  # mixes at once: dense identity
-        (lambda a, x: np.sin(x) * x, 100, 100, "fwd"),  # elementwise: the diagonal alone
+        (lambda a, x: np.sin(x) * x, 100, 100, "fwd"),  # elementwise: a tie, sizes decide
     ],
-    ids=["layer-wide", "layer-tall", "gradient", "mixing", "elementwise"],
+    ids=[
+        "layer-wide",
+        "layer-tall",
+        "sin-layer-wide",
+        "sin-layer-tall",
+        "gradient",
+        "mixing",
+        "elementwise",
+    ],
 )
 def test_jacobian_picks_the_mode_that_does_less_work(
     f: Callable[[Any, Any], Any], n: int, m: int, mode: str

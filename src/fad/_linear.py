@@ -148,6 +148,11 @@ class Node:
         """A cheaper ``backward`` for a cotangent that is one number everywhere, or ``None``."""
         return None
 
+    def diag_backward(self, ct: Diag) -> Sequence[Any] | None:
+        """A cheaper ``backward`` for a batch of identity rows (``Diag``), or ``None``:
+        make them dense."""
+        return None
+
     def release(self) -> None:
         """Drop the values saved for the transpose: a gradient's one pass has used them."""
 
@@ -235,7 +240,9 @@ class Diag:
     elementwise steps (``Scale``, ``Sum``) keep it in O(n) instead of O(n²) until a
     step that mixes elements needs it ``dense()`` — which is what makes a dense
     Hessian of an elementwise-heavy function cheap. A contiguous slice shifts it into a
-    ``Band``.
+    ``Band``. As a batch of cotangents it is the identity's rows, scaled: ``jacrev``
+    seeds it, and elementwise steps and a matrix product's transpose (rows of the
+    matrix, scaled) keep ``tanh(A @ x)``'s Jacobian O(size) per step too.
     """
 
     __slots__ = ("d",)
@@ -678,6 +685,12 @@ class Scale(Node):
             return None  # a Dual of an enclosing transform
         return (Fill(scaled_product(ct.value, c, self.factor), shape),)
 
+    def diag_backward(self, ct: Diag) -> Sequence[Any] | None:
+        if self.shape != self.parents[0].shape or not _plain_coef(self.c, len(self.shape)):
+            return None
+        d = scaled_product(ct.d, self.c, self.factor)
+        return (Diag(d),) if shape_of(d) == self.shape else None
+
     def release(self) -> None:
         self.c = None
 
@@ -873,6 +886,13 @@ class FromOutput(Node):
             c = product(c, ct.value)
         return [c] * len(self.parents) if self.summed else (c,)
 
+    def diag_backward(self, ct: Diag) -> Sequence[Any] | None:
+        c = self.coef
+        if type(c) is not np.ndarray or c.shape != self.shape:
+            return None  # a Dual of an enclosing transform
+        d = Diag(product(ct.d, c))
+        return [d] * len(self.parents) if self.summed else (d,)
+
     def release(self) -> None:
         self.y = None
 
@@ -986,6 +1006,9 @@ class Sum(Node):
         return [sum_to(ct, self.shape, p.shape) for p in self.parents]
 
     def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
+        return [ct] * len(self.parents) if self.flat else None
+
+    def diag_backward(self, ct: Diag) -> Sequence[Any] | None:
         return [ct] * len(self.parents) if self.flat else None
 
 
@@ -1301,9 +1324,11 @@ def is_basic(index: Any) -> bool:
 
 def _accumulate(a: Any, b: Any) -> Any:
     """``a + b`` for cotangents, where either may be ``Lazy`` (owned by the accumulator)."""
-    if type(a) is Fill:
+    if type(a) is Diag and type(b) is Diag and a.d.shape == b.d.shape:
+        return Diag(a.d + b.d)
+    if type(a) is Fill or type(a) is Diag:
         a = a.dense()
-    if type(b) is Fill:
+    if type(b) is Fill or type(b) is Diag:
         b = b.dense()
     if not isinstance(a, Lazy):
         if not isinstance(b, Lazy):
@@ -1387,12 +1412,20 @@ def _pull_back(
         if type(node) is Input:
             if type(ct) is Fill and not check:
                 result[node.index] = ct.full(node.dtype)
-            elif type(ct) is Sparse:  # written into fresh zeros: nothing to check or copy
+            elif type(ct) is Sparse or type(ct) is Diag:  # fresh arrays: nothing to check
                 result[node.index] = ct.dense()
             else:
                 result[node.index] = _owned(ct.dense() if isinstance(ct, Lazy) else ct, cts, taken)
             continue
-        if type(ct) is ndarray or not isinstance(ct, Lazy):
+        if type(ct) is ndarray:
+            back = node.backward(ct)
+        elif type(ct) is Diag:  # jacrev's identity rows, scaled
+            rows = None if check else node.diag_backward(ct)
+            if rows is None:
+                ct = ct.dense()
+                rows = node.backward(ct)
+            back = rows
+        elif not isinstance(ct, Lazy):
             back = node.backward(ct)
         elif type(ct) is Fill and not check and (filled := node.fill_backward(ct)) is not None:
             back = filled
@@ -1667,7 +1700,8 @@ class Linear(LinearMap):
                 m = int(np.prod(s))
                 cts: list[Any] = [None] * len(outs)
                 # A scalar output (a gradient) needs no batch axis: one plain pull.
-                cts[j] = np.ones((), dt) if s == () else np.eye(m, dtype=dt).reshape((m, *s))
+                # The identity's rows, kept diagonal through elementwise steps.
+                cts[j] = np.ones((), dt) if s == () else Diag(np.ones(s, dtype=dt))
                 back = pull_back(self._nodes, cts, len(ins))
                 for i, (b, inp) in enumerate(zip(back, self._source.inputs, strict=True)):
                     if b is None:
@@ -1680,23 +1714,24 @@ class Linear(LinearMap):
     def _cheaper_mode(self, n_in: int, n_out: int) -> str:
         """Forward or reverse, by the work each would do on the recorded graph.
 
-        Reverse mode pulls ``n_out`` rows through every node. Forward mode pushes the
-        identity of one input as a ``Diag``: O(size) through elementwise nodes, rows
-        scaled at a matrix product, ``n_in`` columns after that. Counting both (a node's
-        work is its size, a product's its multiply-adds) picks forward for tanh(A @ x)
-        with 1000 inputs and 100 outputs, where comparing sizes alone picked reverse at
-        2.5x the cost. Ties go to the smaller side, as sizes alone decide.
+        Forward mode pushes the identity of one input as a ``Diag``: O(size) through
+        elementwise nodes, rows scaled at a matrix product, ``n_in`` columns after that.
+        Reverse mode pulls the identity's rows the same way from a single output, then
+        ``n_out`` rows through everything past them. Counting both (a node's work is its
+        size, a product's its multiply-adds) picks forward for tanh(A @ x) with 1000
+        inputs and 100 outputs, where comparing sizes alone picked reverse at 2.5x the
+        cost. Ties go to the smaller side, as sizes alone decide.
         """
         by_size = "fwd" if n_in <= n_out else "rev"
         if len(self._source.inputs) != 1 or n_in * n_out <= 4096:
             return by_size  # small Jacobians: either mode is cheap, weighing them is not
-        fwd = rev = 0
+        order = toposort(self._nodes)
+        fwd = 0
         diag: set[int] = {id(self._source.inputs[0])}
-        for node in toposort(self._nodes):
+        for node in order:
             if type(node) is Input:
                 continue
             work = node.work()
-            rev += n_out * work
             fed = [id(p) in diag for p in node.parents]
             if not any(fed):
                 fwd += n_in * work
@@ -1709,9 +1744,33 @@ class Linear(LinearMap):
                 fwd += n_in * math.prod(node.shape)  # a cheap rule for the diagonal
             else:
                 fwd += n_in * (n_in + work)  # the identity made dense first
+        rev = self._reverse_work(order, n_out)
         if fwd == rev:
             return by_size
         return "fwd" if fwd < rev else "rev"
+
+    def _reverse_work(self, order: list[Node], n_out: int) -> int:
+        """Reverse mode's share of ``_cheaper_mode``, consumers before the nodes they use."""
+        out = self._nodes[0] if len(self._nodes) == 1 else None
+        diag = {id(out)} if out is not None and out.shape != () else set()
+        dense: set[int] = set()  # nodes some consumer sends a dense cotangent
+        rev = 0
+        for node in reversed(order):
+            if type(node) is Input:
+                continue
+            k = id(node)
+            if k in diag and k not in dense:
+                if type(node) in _KEEPS_DIAG and all(p.shape == node.shape for p in node.parents):
+                    rev += node.work()
+                    diag.update(id(p) for p in node.parents)
+                    continue
+                if type(node).diag_backward is not Node.diag_backward:  # rows, scaled
+                    rev += n_out * sum(math.prod(p.shape) for p in node.parents)
+                    dense.update(id(p) for p in node.parents)
+                    continue
+            rev += n_out * node.work()
+            dense.update(id(p) for p in node.parents)
+        return rev
 
     def _is_diagonal(self) -> bool:
         return (

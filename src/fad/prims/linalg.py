@@ -112,6 +112,18 @@ class MatMul(lin.Node):
             return (self.a * d).T  # row k: a @ (d[k] e_k)
         return None
 
+    def diag_backward(self, ct: lin.Diag) -> list[Any] | None:
+        # jacrev of a layer: the identity's rows times the matrix are its rows (or
+        # columns), scaled - O(n m), not the O(n m²) product of a dense identity.
+        d = ct.d
+        if type(d) is not np.ndarray or len(self.parents) != 1:
+            return None
+        if self.db and self.na == 2 and self.nb == 1 and type(self.a) is np.ndarray:
+            return [d[:, None] * self.a]  # row k: d[k] e_k @ a = d[k] a[k]
+        if self.da and self.na == 1 and self.nb == 2 and type(self.b) is np.ndarray:
+            return [(self.b * d).T]  # row k: a's cotangent d[k] b[:, k]
+        return None
+
     def backward(self, ct: Any) -> list[Any]:
         a, b, na, nb_ = self.a, self.b, self.na, self.nb
         if na == 1 and nb_ == 2 and type(ct) is np.ndarray and ct.ndim == 1:
