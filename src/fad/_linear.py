@@ -1718,9 +1718,10 @@ class Linear(LinearMap):
         elementwise nodes, rows scaled at a matrix product, ``n_in`` columns after that.
         Reverse mode pulls the identity's rows the same way from a single output, then
         ``n_out`` rows through everything past them. Counting both (a node's work is its
-        size, a product's its multiply-adds) picks forward for tanh(A @ x) with 1000
-        inputs and 100 outputs, where comparing sizes alone picked reverse at 2.5x the
-        cost. Ties go to the smaller side, as sizes alone decide.
+        size, a product's its multiply-adds) picks reverse for tanh(A @ x) and forward for
+        A @ sin(x) with 1000 inputs and 100 outputs or the other way round: starting from
+        the elementwise end is cheaper than the sizes say. Ties go to the smaller side,
+        as sizes alone decide.
         """
         by_size = "fwd" if n_in <= n_out else "rev"
         if len(self._source.inputs) != 1 or n_in * n_out <= 4096:
