@@ -1100,7 +1100,7 @@ def _batch_of(ts: list[Any], parents: tuple[Node, ...]) -> tuple[Shape, Any]:
 
 
 def _stack_looped(f: Callable[..., Any], ts: list[Any], nb: Shape) -> Any:
-    n = int(np.prod(nb))
+    n = math.prod(nb)
     flat = [np.reshape(t, (n, *shape_of(t)[len(nb) :])) for t in ts]
     out = np.stack([f(*(t[k] for t in flat)) for k in range(n)])
     return np.reshape(out, nb + shape_of(out)[1:])
@@ -1673,14 +1673,14 @@ class Linear(LinearMap):
         self._unconsumed()
         ins = self.in_shapes
         outs = self._out_shapes
-        n_in = sum(int(np.prod(s)) for s in ins)
-        n_out = sum(int(np.prod(s)) for s in outs)
+        n_in = sum(math.prod(s) for s in ins)
+        n_out = sum(math.prod(s) for s in outs)
         if mode == "auto":
             mode = self._cheaper_mode(n_in, n_out)
         blocks: list[list[Any]] = [[None] * len(ins) for _ in outs]
         if mode == "fwd":
             for i, inp in enumerate(self._source.inputs):
-                n = int(np.prod(inp.shape))
+                n = math.prod(inp.shape)
                 ts: list[Any] = [None] * len(ins)
                 # The identity, kept diagonal through elementwise steps; a scalar input
                 # needs no batch axis: its one direction is 1.
@@ -1688,7 +1688,7 @@ class Linear(LinearMap):
                 ts[i] = one if inp.shape == () else Diag(one)
                 res = push_forward(self._nodes, ts)
                 for j, (r, s) in enumerate(zip(res, outs, strict=True)):
-                    m = int(np.prod(s))
+                    m = math.prod(s)
                     if r is None:
                         blocks[j][i] = _zeros(
                             s + inp.shape, np.result_type(inp.dtype, self._dtypes[j])
@@ -1697,7 +1697,7 @@ class Linear(LinearMap):
                         blocks[j][i] = np.reshape(np.reshape(r, (n, m)).T, s + inp.shape)
         else:
             for j, (s, dt) in enumerate(zip(outs, self._dtypes, strict=True)):
-                m = int(np.prod(s))
+                m = math.prod(s)
                 cts: list[Any] = [None] * len(outs)
                 # A scalar output (a gradient) needs no batch axis: one plain pull.
                 # The identity's rows, kept diagonal through elementwise steps.

@@ -8,6 +8,8 @@ followed by the input's, a pullback returns one cotangent per primal argument.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -368,7 +370,7 @@ def _jac(mode: str) -> Callable[..., Callable[..., Any]]:
         def jac(*args: Any) -> Any:
             x, _ = _select(args, argnums)
             leaves = [check_leaf(v, _Named(f)) for v in flatten(x)[0]]
-            sizes = [int(np.prod(shape_of(v))) for v in leaves]
+            sizes = [math.prod(shape_of(v)) for v in leaves]
             if mode == "fwd":
                 return _jacfwd(f, args, argnums, has_aux, leaves, sizes)
             # jacobian records once, then reads the record in the cheaper direction.
@@ -391,7 +393,7 @@ def _jacfwd(
 ) -> Any:
     """Forward mode with the identity's columns pushed as one batch of tangents."""
     n = sum(sizes)
-    starts = np.cumsum([0, *sizes])
+    starts = [0, *itertools.accumulate(sizes)]
     tangents: list[Any] = []
     if len(leaves) == 1:  # the identity, kept diagonal through elementwise steps
         tangents.append(lin.Diag(np.ones(shape_of(leaves[0]), dtype=dtype_of(leaves[0]))))
@@ -404,7 +406,7 @@ def _jacfwd(
     outs = flatten(_tangents(d, (n,)))[0]
     rows = []
     for o, s in zip(outs, d.out_shapes, strict=True):
-        m = int(np.prod(s))
+        m = math.prod(s)
         blocks = [
             np.reshape(np.reshape(o[a : a + k], (k, m)).T, s + shape_of(v))
             for v, k, a in zip(leaves, sizes, starts[:-1], strict=True)
