@@ -334,9 +334,6 @@ class Dual(Generic[B]):
 
 
 _new = object.__new__
-# Slot descriptors: setting through them skips __init__'s call overhead on the hot path.
-_set_value = cast(Any, Dual.__dict__["_value"]).__set__
-_set_node = cast(Any, Dual.__dict__["_node"]).__set__
 
 
 def mk(value: Any, node: Node | Packed) -> Dual[Any]:
@@ -344,8 +341,8 @@ def mk(value: Any, node: Node | Packed) -> Dual[Any]:
     if node.source.eager and type(node) is not Packed and type(node) is not lin.Tangent:
         node = lin.evaluate(node)
     d = _new(Dual)
-    _set_value(d, value)
-    _set_node(d, node)
+    d._value = value  # plain slot stores: cheaper than the slots' __set__ or __init__
+    d._node = node
     return d
 
 
@@ -507,24 +504,51 @@ class Binary:
         return self.name
 
     def apply(self, a: Any, b: Any) -> Any:
-        ta = a._node.source.tag if type(a) is Dual else 0
-        tb = b._node.source.tag if type(b) is Dual else 0
-        if ta and tb and ta != tb:
-            (a, b), _ = _align((a, b), self.name)
-            ta, tb = tag_of(a), tag_of(b)
+        # The common case first, in as few steps as can be: the operands are values of
+        # one call, or one of them is a constant (a number or a plain array).
+        if type(a) is Dual:
+            an: Any = a._node
+            if type(b) is Dual:
+                bn: Any = b._node
+                if an.source is not bn.source:  # two levels: the higher one is differentiated
+                    return self._levels(a, b)
+                av, bv = a._value, b._value
+            else:
+                av, bv, bn = a._value, b, None
+        elif type(b) is Dual:
+            av, an, bv, bn = a, None, b._value, b._node
+        else:
+            return self._plain(a, b)
+        return self._linearize(av, an, bv, bn)
+
+    def _levels(self, a: Dual[Any], b: Dual[Any]) -> Any:
+        """Operands of two tags: the higher level is differentiated, the other is constant."""
+        (a, b), _ = _align((a, b), self.name)
+        ta, tb = tag_of(a), tag_of(b)
         # Operands below the top level are constants here; their own levels live on
         # inside the primal computation.
         if ta > tb:
-            av, an, bv, bn = a._value, a._node, b, None
-        elif ta < tb:
-            av, an, bv, bn = a, None, b._value, b._node
-        elif ta:
-            av, an, bv, bn = a._value, a._node, b._value, b._node
-        else:
-            return self._plain(a, b)
+            return self._linearize(a._value, a._node, b, None)
+        if ta < tb:
+            return self._linearize(a, None, b._value, b._node)
+        if ta:
+            return self._linearize(a._value, a._node, b._value, b._node)
+        return self._plain(a, b)
+
+    def _linearize(self, av: Any, an: Any, bv: Any, bn: Any) -> Any:
+        """The value and the node of the operation on primals ``av``, ``bv``, whose nodes
+        at this level are ``an`` and ``bn`` (``None`` for a constant)."""
         if type(an) is Packed or type(bn) is Packed:
             raise TypeError("a structured Dual (a tuple of results) cannot be used as an array")
-        y = self.apply(av, bv) if type(av) is Dual or type(bv) is Dual else self._plain(av, bv)
+        if type(av) is Dual or type(bv) is Dual:  # values of enclosing transforms
+            y = self.apply(av, bv)
+        elif (type(av) is np.ndarray or type(bv) is np.ndarray) and not _CHECK_NANS.get():
+            try:
+                y = self.kernel(av, bv)
+            except ValueError:
+                y = call_kernel(self.name, self.kernel, av, bv)  # raises the named ShapeError
+        else:
+            y = self._plain(av, bv)
         shape = y.shape if type(y) is np.ndarray else shape_of(y)
         name = self.name
         if self.singular:  # a rule may divide by zero at the domain's edge: no warning
@@ -535,7 +559,6 @@ class Binary:
             ca = None if an is None else self.da(av, bv, y)
             cb = None if bn is None else self.db(av, bv, y)
         if an is None:
-            assert bn is not None  # some operand is a Dual at this level
             node = scale(cb, bn, shape, name)
         else:
             node = scale(ca, an, shape, name)
@@ -610,7 +633,15 @@ def _over(a: Any, b: Any) -> Any:
 divide = Binary(
     "divide", "/", np.true_divide, lambda a, b, y: _over(1.0, b), lambda a, b, y: _over(-y, b), True
 )
-power = Binary("power", "**", np.power, _pow_da, _pow_db)  # its partials silence themselves
+def _power(a: Any, b: Any) -> Any:
+    """``np.power``, through numpy's ``**`` for an array base: that squares for ``x ** 2``,
+    twice as fast as ``np.power(x, 2)`` at 1,000 elements (same values)."""
+    if type(a) is np.ndarray:
+        return a**b
+    return np.power(a, b)
+
+
+power = Binary("power", "**", _power, _pow_da, _pow_db)  # its partials silence themselves
 
 
 def _select_first(a: Any, b: Any, y: Any) -> Any:
