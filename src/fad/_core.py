@@ -16,13 +16,14 @@ stack, so transforms are thread-safe.
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Generic, TypeVar, cast, final, overload
+from typing import Any, Generic, TypeVar, final, overload
 
 import numpy as np
 
@@ -633,6 +634,8 @@ def _over(a: Any, b: Any) -> Any:
 divide = Binary(
     "divide", "/", np.true_divide, lambda a, b, y: _over(1.0, b), lambda a, b, y: _over(-y, b), True
 )
+
+
 def _power(a: Any, b: Any) -> Any:
     """``np.power``, through numpy's ``**`` for an array base: that squares for ``x ** 2``,
     twice as fast as ``np.power(x, 2)`` at 1,000 elements (same values)."""
@@ -774,13 +777,18 @@ def _axes(axis: Any, nd: int) -> tuple[int, ...]:
 
 def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``np.sum`` differentiated (axes counted from the end, so batches pass through)."""
-    src = shape_of(x)
-    axes = _axes(axis, len(src))
-    if type(x) is Dual and type(x._value) is np.ndarray and isinstance(x._node, Node):
-        v = x._value  # the common case, without the general primitive's dispatch
-        if v.dtype.kind in "fc" and not nan_checks_enabled():
-            y = _add_reduce(v, axis=axes, keepdims=keepdims)
-            return mk(y, ReduceSum(x._node, axes, keepdims, shape_of(y)))
+    if type(x) is Dual:  # the common case first, without the general primitive's dispatch
+        v = x._value
+        if (
+            type(v) is np.ndarray
+            and isinstance(x._node, Node)
+            and v.dtype.kind in "fc"
+            and not _CHECK_NANS.get()
+        ):
+            axes = _ALL_AXES[v.ndim] if axis is None and v.ndim < 8 else _axes(axis, v.ndim)
+            y = _add_reduce(v, axis=axes, keepdims=keepdims)  # an array or a numpy scalar
+            return mk(y, ReduceSum(x._node, axes, keepdims, y.shape))
+    axes = _axes(axis, len(shape_of(x)))
 
     def lin_(p: list[Any], y: Any, n: list[Node | None]) -> Node:
         return ReduceSum(_one(n)[0], axes, keepdims, shape_of(y))
@@ -789,6 +797,7 @@ def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 _add_reduce: Any = np.add.reduce
+_ALL_AXES = [tuple(range(n)) for n in range(8)]
 
 
 @final
@@ -967,7 +976,15 @@ def _np_reshape(x: Any, shape: Any = None, **kw: Any) -> Any:
 
 FUNCTIONS[np.reshape] = _np_reshape
 FUNCTIONS[np.transpose] = lambda x, axes=None: transpose(x, axes)
-FUNCTIONS[np.sum] = lambda x, axis=None, keepdims=False, **kw: reduce_sum(x, axis, keepdims)
+
+
+def _np_sum(
+    x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
+) -> Any:
+    return reduce_sum(x, axis, keepdims)
+
+
+FUNCTIONS[np.sum] = _np_sum
 FUNCTIONS[np.broadcast_to] = lambda x, shape, **kw: broadcast_to(x, tuple(np.atleast_1d(shape)))
 
 
@@ -1433,17 +1450,25 @@ def _trace_call(
         leaves, tree = flatten(x)
         leaves = [check_leaf(v, where) for v in leaves]
     source = Source(tree, leaves, tangents)
-    duals = [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)]
+    if tree.is_leaf:
+        arg: Any = mk(leaves[0], source.roots[0])
+    else:
+        arg = unflatten(tree, [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)])
     act = _ACTIVE.get() | {source.tag}
-    token = _ACTIVE.set(act)  # as ``active``, inline: this wraps every transform call
+    # ``active`` and ``gc_paused`` inline: this wraps every transform call.
+    token = _ACTIVE.set(act)
+    collect = gc.isenabled()
+    if collect:
+        gc.disable()
     try:
-        with lin.gc_paused():
-            out = f(unflatten(tree, duals))
-            if type(out) is Dual and out._node.source is source and type(out._node) is not Packed:
-                return source, (leaf_tree(), [(out._value, out._node)])  # a result of this call
-            out_leaves, out_tree = flatten(unpack(out))
-            pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
+        out = f(arg)
+        if type(out) is Dual and out._node.source is source and type(out._node) is not Packed:
+            return source, (leaf_tree(), [(out._value, out._node)])  # a result of this call
+        out_leaves, out_tree = flatten(unpack(out))
+        pairs = [leaf_at(v, source.tag, act) for v in out_leaves]
     finally:
+        if collect:
+            gc.enable()
         _ACTIVE.reset(token)
     return source, (out_tree, pairs)
 

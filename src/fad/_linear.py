@@ -35,7 +35,7 @@ from typing import Any, final
 
 import numpy as np
 
-from ._errors import DomainError, nan_checks_enabled
+from ._errors import _CHECK_NANS, DomainError, nan_checks_enabled
 from ._tree import Tree, flatten, leaf_tree, unflatten
 
 __all__ = [
@@ -177,7 +177,10 @@ class Source:
         self.tag = next(_tags)
         self.tree = tree
         self.consumed = False  # read once by a gradient, its saved values dropped
-        self.inputs = tuple(Input(self, i, leaf) for i, leaf in enumerate(leaves))
+        if len(leaves) == 1:  # the common case, without a generator
+            self.inputs: tuple[Input, ...] = (Input(self, 0, leaves[0]),)
+        else:
+            self.inputs = tuple([Input(self, i, leaf) for i, leaf in enumerate(leaves)])
         # Forward mode proper: with the input tangents known up front, every node is
         # evaluated as it is made and only its tangent is kept (see ``Tangent``).
         self.eager = tangents is not None
@@ -729,16 +732,6 @@ def _is_number(c: Any) -> bool:
     return type(c) is float or type(c) is int
 
 
-def _split(coef: Any) -> tuple[Any, float]:
-    """A coefficient as ``(c, factor)``, a finite nonzero Python number moved to ``factor``."""
-    t = type(coef)
-    if t is Times:
-        return coef.c, coef.factor
-    if (t is float or t is int) and coef != 0 and coef - coef == 0:
-        return 1.0, float(coef)
-    return coef, 1.0
-
-
 def _fuse(c1: Any, f1: float, node: Scale | FromOutput) -> tuple[Any, float]:
     """The coefficient ``(c1, f1)`` applied after ``node``'s, as ``(c, factor)``."""
     c2, f2 = (node.c, node.factor) if type(node) is Scale else (node.coef, 1.0)
@@ -764,12 +757,19 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
     """
     if coef is None:
         return node if node.shape == shape else Sum((node,), shape)
-    c, f = _split(coef)
+    # The coefficient as ``(c, factor)``: a finite nonzero number is all factor.
+    t = type(coef)
+    if t is Times:
+        c, f = coef.c, coef.factor
+    elif (t is float or t is int) and coef != 0 and coef - coef == 0:
+        c, f = 1.0, float(coef)
+    else:
+        c, f = coef, 1.0
     if (
         (type(node) is Scale or type(node) is FromOutput)
         and node.shape == shape
         and _FUSE.get()
-        and not nan_checks_enabled()  # debug_nans names each primitive's adjoint
+        and not _CHECK_NANS.get()  # debug_nans names each primitive's adjoint
     ):
         inner = _scaled(node)
         if inner.shape == shape:

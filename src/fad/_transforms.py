@@ -107,11 +107,13 @@ def _trace(
     With ``tangents`` (one per input leaf) it runs forward mode instead: the map's
     nodes are then ``Tangent`` values, read with ``_tangents``.
     """
-    aux = _Aux()
-    call: Callable[[Any], Any] = f  # with one argument and no aux, f takes the traced value
-    if len(args) == 1 and argnums == 0 and not has_aux:
-        x = args[0]
+    if len(args) == 1 and argnums == 0 and not has_aux:  # f takes the traced value itself
+        source, (tree, pairs) = trace_call(f, args[0], _Named(f), tangents)
+        if tree.is_leaf:  # one result: the common case, without the lists
+            ((y, node),) = pairs
+            return y, Linear(source, (node,), tree, (shape_of(y),), (dtype_of(y),)), None
     else:
+        aux = _Aux()
         x, rebuild = _select(args, argnums)
 
         def call(traced: Any) -> Any:
@@ -122,7 +124,7 @@ def _trace(
                 out, aux.value = out
             return out
 
-    source, (tree, pairs) = trace_call(call, x, _Named(f), tangents)
+        source, (tree, pairs) = trace_call(call, x, _Named(f), tangents)
     primals = [p for p, _ in pairs]
     d = Linear(
         source,
