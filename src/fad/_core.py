@@ -266,6 +266,12 @@ class Dual(Generic[B]):
 
     # -- structure
     def __getitem__(self, index: Any) -> Any:
+        v = self._value
+        if type(v) is np.ndarray and (type(index) is slice or type(index) is int):
+            node = self._node  # the common case, as ``getitem``'s, without its checks
+            if isinstance(node, Node) and not _CHECK_NANS.get():
+                y = v[index]
+                return mk(y, Index(node, index, y.shape if type(y) is np.ndarray else ()))
         return getitem(self, index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -516,11 +522,27 @@ class Binary:
                 av, bv = a._value, b._value
             else:
                 av, bv, bn = a._value, b, None
+                if (type(b) is float or type(b) is int) and self._quick(av, an):
+                    y = self.kernel(av, b)  # an array and a number: no shapes to check
+                    return mk(y, scale(self.da(av, b, y), an, y.shape, self.name))
         elif type(b) is Dual:
             av, an, bv, bn = a, None, b._value, b._node
+            if (type(a) is float or type(a) is int) and self._quick(bv, bn):
+                y = self.kernel(a, bv)
+                return mk(y, scale(self.db(a, bv, y), bn, y.shape, self.name))
         else:
             return self._plain(a, b)
         return self._linearize(av, an, bv, bn)
+
+    def _quick(self, v: Any, node: Any) -> bool:
+        """Whether a ``Dual``'s operation with a number takes ``apply``'s shortest way: its
+        value is an array, its partial can't warn, and ``debug_nans`` is off."""
+        return (
+            type(v) is np.ndarray
+            and not self.singular
+            and type(node) is not Packed
+            and not _CHECK_NANS.get()
+        )
 
     def _levels(self, a: Dual[Any], b: Dual[Any]) -> Any:
         """Operands of two tags: the higher level is differentiated, the other is constant."""
@@ -591,12 +613,12 @@ def _pow_da(a: Any, b: Any, y: Any) -> Any:
         if b == 1.0:
             return None
         if b == 2.0:
-            return lin.Times(a, 2.0)  # the 2 is kept apart: no pass over the array
+            return (a, 2.0)  # lin.times_pair, inline: the 2 is kept apart, no pass over the array
         if type(a) is float:  # Python raises on 0.0 ** -0.5; numpy says inf
             with np.errstate(divide="ignore", invalid="ignore"):
                 return b * float(np.float64(a) ** (b - 1.0))
         if b > 1.0:  # no division by zero, so no warning the function itself didn't give
-            return lin.Times(a ** (b - 1.0), b)
+            return lin.times_pair(a ** (b - 1.0), b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return b * a ** (b - 1.0)  # infinite at a = 0 (the domain's edge)
     # An array of exponents: where one is 0 the power is constant, so its slope is 0
@@ -1132,8 +1154,8 @@ def _combine(op: Binary, a: Any, b: Any, y: Any, da: Any, db: Any) -> Any:
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
             c = side(a, b, y)
-        if type(c) is lin.Times:
-            c = c.whole()
+        if type(c) is tuple:  # a ``times_pair``
+            c = lin.times(*c)
         term = d if c is None else lin.times(c, d)
         total = term if total is None else total + term
     return 0.0 if total is None else total

@@ -713,19 +713,14 @@ def scaled_product(t: Any, c: Any, factor: float) -> Any:
     return r * factor
 
 
-@final
-class Times:
-    """A coefficient ``factor * c`` given in two parts (``x ** 2``: ``2 * x``), for ``scale``."""
+def times_pair(c: Any, factor: float) -> tuple[Any, float]:
+    """A coefficient ``factor * c`` given in two parts (``x ** 2``: ``2 * x``), for ``scale``.
 
-    __slots__ = ("c", "factor")
-
-    def __init__(self, c: Any, factor: float) -> None:
-        self.c = c
-        self.factor = factor
-
-    def whole(self) -> Any:
-        """The coefficient as one value."""
-        return times(self.c, self.factor)
+    A plain pair, as cheap to make as a value can be: a partial returns it on every
+    ``x ** 2``. Coefficients are numbers, arrays or ``Dual`` values, never tuples, so
+    ``scale`` tells it apart by its type.
+    """
+    return (c, factor)
 
 
 def _is_number(c: Any) -> bool:
@@ -752,15 +747,16 @@ def scale(coef: Any, node: Node, shape: Shape, label: str = "scale") -> Node:
 
     Fusing keeps an elementwise pipeline's derivative a single ``Scale`` of its input,
     so it costs one multiply per step and O(1) memory however deep the pipeline is.
-    ``coef`` may be a ``Times``: its factor is kept apart from its array. ``None`` is
-    the identity (a partial of ``+``): ``node`` itself, broadcast to ``shape`` if need be.
+    ``coef`` may be a pair ``(c, factor)`` (``times_pair``): its factor is kept apart
+    from its array. ``None`` is the identity (a partial of ``+``): ``node`` itself,
+    broadcast to ``shape`` if need be.
     """
     if coef is None:
         return node if node.shape == shape else Sum((node,), shape)
     # The coefficient as ``(c, factor)``: a finite nonzero number is all factor.
     t = type(coef)
-    if t is Times:
-        c, f = coef.c, coef.factor
+    if t is tuple:
+        c, f = coef
     elif (t is float or t is int) and coef != 0 and coef - coef == 0:
         c, f = 1.0, float(coef)
     else:
@@ -924,13 +920,18 @@ class Sum(Node):
         self.seq = next(creation)
         self.parents = parents
         self.shape = shape
-        d = parents[0].diag
-        flat = True  # no broadcasting to undo
-        for p in parents:  # a loop, not all(generator): this runs once per addition
-            if p.shape != shape:
-                flat = False
-            if p.diag != d:
-                d = -1
+        if len(parents) == 2:  # ``a + b``: the common case, without the loop
+            a, b = parents
+            flat = a.shape == shape and b.shape == shape  # no broadcasting to undo
+            d = a.diag if a.diag == b.diag else -1
+        else:
+            d = parents[0].diag
+            flat = True
+            for p in parents:  # a loop, not all(generator): this runs once per addition
+                if p.shape != shape:
+                    flat = False
+                if p.diag != d:
+                    d = -1
         self.flat = flat
         self.diag = d if flat else -1
 
