@@ -730,9 +730,9 @@ def _is_number(c: Any) -> bool:
 def _fuse(c1: Any, f1: float, node: Scale | FromOutput) -> tuple[Any, float]:
     """The coefficient ``(c1, f1)`` applied after ``node``'s, as ``(c, factor)``."""
     c2, f2 = (node.c, node.factor) if type(node) is Scale else (node.coef, 1.0)
-    if _is_number(c1) and c1 == 1.0:
+    if (type(c1) is float or type(c1) is int) and c1 == 1.0:  # _is_number, inline
         c = c2
-    elif _is_number(c2) and c2 == 1.0:
+    elif (type(c2) is float or type(c2) is int) and c2 == 1.0:
         c = c1
     else:
         c = times(c1, c2)
