@@ -962,6 +962,34 @@ def test_the_garbage_collector_is_paused_only_while_a_transform_runs() -> None:
         gc.enable()
 
 
+@pytest.mark.parametrize("private", [True, False], ids=["numpy-contextvar", "np.errstate"])
+def test_an_unchecked_reverse_pass_ignores_invalid_values_as_errstate_would(
+    private: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reverse pass sets numpy's error state itself (``_ignore_invalid``, through
+    numpy's private context variable when there is one): inside it, the caller's state
+    with invalid="ignore", as ``np.errstate(invalid="ignore")`` makes it; after it, the
+    caller's state again, also when the state changes between calls."""
+    from fad import _linear as lin
+
+    if not private:
+        monkeypatch.setattr(lin, "_NP_ERRORS", None)
+    seen: list[dict[str, str]] = []
+
+    def vjp(x: Any, ct: Any) -> Any:
+        seen.append(np.geterr())
+        return ct
+
+    ident = fad.primitive(lambda x: x, jvp=lambda x, t: t, vjp=vjp, name="ident")
+    for state in [{}, {"all": "raise"}, {"divide": "warn", "invalid": "raise"}, {"all": "warn"}]:
+        with np.errstate(**state):  # type: ignore[arg-type]
+            outside = np.geterr()
+            with np.errstate(invalid="ignore"):
+                want = np.geterr()
+            np.testing.assert_array_equal(fad.grad(lambda x: np.sum(ident(x)))(X3), [1.0] * 3)
+            assert seen.pop() == want and np.geterr() == outside
+
+
 def test_grad_of_a_non_scalar_output_says_to_use_jacobian() -> None:
     with pytest.raises(TypeError, match="jacobian"):
         fad.grad(lambda x: np.sin(x))(np.ones(3))
