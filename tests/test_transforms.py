@@ -990,6 +990,29 @@ def test_an_unchecked_reverse_pass_ignores_invalid_values_as_errstate_would(
             assert seen.pop() == want and np.geterr() == outside
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_nan_check_of_a_pass_neither_warns_nor_misses(dtype: Any) -> None:
+    """A pass's results are checked for nan (``has_nan``, by their sum of squares); a
+    finite gradient whose check overflows gives no warning, and a nan is found in every
+    dtype and shape, infinities of both signs being no nan."""
+    from fad import _linear as lin
+
+    big = np.finfo(dtype).max / 2
+    x = np.full(4, 1e-3, dtype)
+    with np.errstate(all="raise"):
+        g = fad.grad(lambda x: np.sum(x) * dtype(big))(x)
+    np.testing.assert_array_equal(g, np.full(4, big, dtype))
+    for a in [np.arange(12, dtype=dtype).reshape(3, 4), np.zeros((), dtype), np.zeros(0, dtype)]:
+        for v in [a, a.T, a[..., ::2] if a.ndim else a]:
+            assert not lin.has_nan([v])
+            if v.size:
+                w = v.copy()
+                w.reshape(-1)[0], w.reshape(-1)[-1] = -np.inf, np.inf
+                assert not lin.has_nan([w])
+                w.reshape(-1)[-1] = np.nan
+                assert lin.has_nan([w])
+
+
 def test_grad_of_a_non_scalar_output_says_to_use_jacobian() -> None:
     with pytest.raises(TypeError, match="jacobian"):
         fad.grad(lambda x: np.sin(x))(np.ones(3))
