@@ -1402,6 +1402,10 @@ def _accumulate(a: Any, b: Any) -> Any:
     return a
 
 
+# ``Node.release``: what node classes that save no values for their transpose inherit.
+_NOTHING_SAVED = Node.release
+
+
 def pull_back(outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int) -> list[Any]:
     """Reverse mode: one cotangent (or ``None``) per input leaf from the outputs' cotangents.
 
@@ -1505,7 +1509,7 @@ def _pull_back(
         else:
             ct = ct.dense()
             back = node.backward(ct)
-        if consume:
+        if consume and type(node).release is not _NOTHING_SAVED:  # a call saved per node
             node.release()
         if check:
             _check_adjoint(node, ct, back)
