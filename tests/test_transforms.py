@@ -1013,6 +1013,37 @@ def test_the_nan_check_of_a_pass_neither_warns_nor_misses(dtype: Any) -> None:
                 assert lin.has_nan([w])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_indexed_cotangent_pieces_add_up_as_add_at_does(dtype: Any) -> None:
+    """``Sparse.dense`` (indexing's transpose, written once at the input) adds basic
+    pieces into its zeros in place, slices without a call to ``is_basic``: the result is
+    ``np.add.at`` into zeros, bit for bit, signed zeros included (-0.0 becomes 0.0)."""
+    from fad import _linear as lin
+
+    rng = np.random.default_rng(0)
+    shape = (4, 5)
+    pieces: list[tuple[Any, Any]] = [
+        (slice(1, None), np.array(-0.0, dtype)),
+        (slice(None, -1), rng.normal(size=(3, 5)).astype(dtype)),
+        ((2, slice(None, None, 2)), rng.normal(size=3).astype(dtype)),
+        ((1, 3), dtype(-0.0)),
+        ((0, 0), 2.5),
+        (np.array([0, 0, 3]), rng.normal(size=(3, 5)).astype(dtype)),
+        (..., np.full(shape, -0.0, dtype)),
+    ]
+    for k in range(1, len(pieces) + 1):
+        sparse = lin.Sparse(shape, np.dtype(dtype), *pieces[0])
+        for index, value in pieces[1:k]:
+            sparse.merge(lin.Sparse(shape, np.dtype(dtype), index, value))
+        want = np.zeros(shape, dtype)
+        for index, value in pieces[:k]:
+            np.add.at(want, index, value)
+        got = sparse.dense()
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_grad_of_a_non_scalar_output_says_to_use_jacobian() -> None:
     with pytest.raises(TypeError, match="jacobian"):
         fad.grad(lambda x: np.sin(x))(np.ones(3))

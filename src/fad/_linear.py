@@ -1259,19 +1259,17 @@ class Sparse(Lazy):
 
     def dense(self) -> Any:
         z = np.zeros(self.shape, dtype=self.dtype)
-        first = True
         for index, value in self.pieces:
-            if not is_basic(index):
+            if type(index) is not slice and not is_basic(index):  # x[1:] without a call
                 np.add.at(z, index, value)  # repeated indices accumulate
-            elif first:
-                write_onto_zeros(z, index, value)
+                continue
+            view = z[index]
+            if type(view) is np.ndarray:
+                # Into the zeros too: two arrays cost less than ``value + 0.0`` (a Python
+                # float) into the view, and give the same (-0.0 becomes 0.0).
+                np.add(view, value, out=view)
             else:
-                view = z[index]
-                if type(view) is np.ndarray:
-                    np.add(view, value, out=view)
-                else:
-                    z[index] += value
-            first = False
+                z[index] += value
         # The base may be a Dual of an enclosing transform: add it, don't write into it.
         return z if self.base is None else z + self.base
 
