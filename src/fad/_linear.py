@@ -729,7 +729,8 @@ class Scale(Node):
 
     def backward(self, ct: Any) -> Sequence[Any]:
         c = scaled_product(ct, self.c, self.factor)
-        return (sum_to(c, self.shape, self.parents[0].shape),)
+        shape = self.parents[0].shape
+        return (c,) if shape == self.shape else (sum_to(c, self.shape, shape),)
 
     def fill_backward(self, ct: Fill) -> Sequence[Any] | None:
         c = self.c
@@ -766,7 +767,7 @@ def scaled_product(t: Any, c: Any, factor: float) -> Any:
         return product(t, c * factor)
     r = product(t, c)
     if type(r) is np.ndarray and r.dtype.kind in "fc":
-        np.multiply(r, factor, out=r)  # a fresh product: ours to scale in place
+        r *= factor  # a fresh product: ours to scale in place (np.multiply's out= costs more)
         return r
     return r * factor
 
@@ -1923,11 +1924,18 @@ def _as_dtype(x: Any, dtype: Any) -> Any:
     A Python float seed would otherwise turn a float32 gradient into float64 as soon
     as it meets a reshape or a reduction.
     """
+    # ``is`` first: numpy's dtypes of a kind are one object, and ``==`` costs ~800
+    # instructions (a gradient's seed and result pass here).
     if type(x) is float or type(x) is int:
-        return x if dtype == np.float64 else np.asarray(x, dtype=dtype)[()]
-    if (type(x) is np.ndarray or isinstance(x, np.floating)) and x.dtype != dtype:
-        return x.astype(dtype) if x.dtype.kind == "f" else x
+        return x if dtype is _FLOAT64 or dtype == np.float64 else np.asarray(x, dtype=dtype)[()]
+    if type(x) is np.ndarray or isinstance(x, np.floating):
+        have = x.dtype
+        if have is not dtype and have != dtype:
+            return x.astype(dtype) if have.kind == "f" else x
     return x
+
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _ones(shape: Shape, dtype: Any) -> Any:
