@@ -945,6 +945,88 @@ def test_the_garbage_collector_is_paused_only_while_a_transform_runs() -> None:
         gc.enable()
 
 
+@pytest.mark.parametrize("private", [True, False], ids=["numpy-contextvar", "np.errstate"])
+def test_an_unchecked_reverse_pass_ignores_invalid_values_as_errstate_would(
+    private: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reverse pass sets numpy's error state itself (``_ignore_invalid``, through
+    numpy's private context variable when there is one): inside it, the caller's state
+    with invalid="ignore", as ``np.errstate(invalid="ignore")`` makes it; after it, the
+    caller's state again, also when the state changes between calls."""
+    from fad import _linear as lin
+
+    if not private:
+        monkeypatch.setattr(lin, "_NP_ERRORS", None)
+    seen: list[dict[str, str]] = []
+
+    def vjp(x: Any, ct: Any) -> Any:
+        seen.append(np.geterr())
+        return ct
+
+    ident = fad.primitive(lambda x: x, jvp=lambda x, t: t, vjp=vjp, name="ident")
+    for state in [{}, {"all": "raise"}, {"divide": "warn", "invalid": "raise"}, {"all": "warn"}]:
+        with np.errstate(**state):  # type: ignore[arg-type]
+            outside = np.geterr()
+            with np.errstate(invalid="ignore"):
+                want = np.geterr()
+            np.testing.assert_array_equal(fad.grad(lambda x: np.sum(ident(x)))(X3), [1.0] * 3)
+            assert seen.pop() == want and np.geterr() == outside
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_nan_check_of_a_pass_neither_warns_nor_misses(dtype: Any) -> None:
+    """A pass's results are checked for nan (``has_nan``, by their sum of squares); a
+    finite gradient whose check overflows gives no warning, and a nan is found in every
+    dtype and shape, infinities of both signs being no nan."""
+    from fad import _linear as lin
+
+    big = np.finfo(dtype).max / 2
+    x = np.full(4, 1e-3, dtype)
+    with np.errstate(all="raise"):
+        g = fad.grad(lambda x: np.sum(x) * dtype(big))(x)
+    np.testing.assert_array_equal(g, np.full(4, big, dtype))
+    for a in [np.arange(12, dtype=dtype).reshape(3, 4), np.zeros((), dtype), np.zeros(0, dtype)]:
+        for v in [a, a.T, a[..., ::2] if a.ndim else a]:
+            assert not lin.has_nan([v])
+            if v.size:
+                w = v.copy()
+                w.reshape(-1)[0], w.reshape(-1)[-1] = -np.inf, np.inf
+                assert not lin.has_nan([w])
+                w.reshape(-1)[-1] = np.nan
+                assert lin.has_nan([w])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_indexed_cotangent_pieces_add_up_as_add_at_does(dtype: Any) -> None:
+    """``Sparse.dense`` (indexing's transpose, written once at the input) adds basic
+    pieces into its zeros in place, slices without a call to ``is_basic``: the result is
+    ``np.add.at`` into zeros, bit for bit, signed zeros included (-0.0 becomes 0.0)."""
+    from fad import _linear as lin
+
+    rng = np.random.default_rng(0)
+    shape = (4, 5)
+    pieces: list[tuple[Any, Any]] = [
+        (slice(1, None), np.array(-0.0, dtype)),
+        (slice(None, -1), rng.normal(size=(3, 5)).astype(dtype)),
+        ((2, slice(None, None, 2)), rng.normal(size=3).astype(dtype)),
+        ((1, 3), dtype(-0.0)),
+        ((0, 0), 2.5),
+        (np.array([0, 0, 3]), rng.normal(size=(3, 5)).astype(dtype)),
+        (..., np.full(shape, -0.0, dtype)),
+    ]
+    for k in range(1, len(pieces) + 1):
+        sparse = lin.Sparse(shape, np.dtype(dtype), *pieces[0])
+        for index, value in pieces[1:k]:
+            sparse.merge(lin.Sparse(shape, np.dtype(dtype), index, value))
+        want = np.zeros(shape, dtype)
+        for index, value in pieces[:k]:
+            np.add.at(want, index, value)
+        got = sparse.dense()
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_grad_of_a_non_scalar_output_says_to_use_jacobian() -> None:
     with pytest.raises(TypeError, match="jacobian"):
         fad.grad(lambda x: np.sin(x))(np.ones(3))
