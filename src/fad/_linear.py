@@ -572,7 +572,15 @@ def _numpy_errors() -> tuple[ContextVar[Any], Callable[..., Any]] | None:
     make = getattr(umath, "_make_extobj", None)
     if not isinstance(var, ContextVar) or not callable(make):
         return None
-    return var, make
+    try:  # the private API works as it does in numpy 2.0-2.4, or isn't used at all
+        token = var.set(make(invalid="ignore"))
+        try:
+            works = np.geterr()["invalid"] == "ignore"
+        finally:
+            var.reset(token)
+    except Exception:
+        return None
+    return (var, make) if works else None
 
 
 _NP_ERRORS = _numpy_errors()
