@@ -19,6 +19,8 @@ from hypothesis import strategies as hs
 
 import fad
 from _numeric import close
+from fad import _linear as lin
+from fad._transforms import _trace
 
 TIGHT = (1e-12, 1e-14)
 
@@ -60,3 +62,31 @@ def test_basic_indexing_of_a_matrix_takes_the_short_way_too(index: Any) -> None:
     expected = np.zeros_like(x)
     expected[index] = 2 * x[index]
     np.testing.assert_array_equal(g, expected)
+
+
+def _reachable(roots: list[Any]) -> set[int]:
+    seen: set[int] = set()
+    stack = [r for r in roots if r is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node.parents)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: np.tanh(np.ones((3, 4)) @ x),  # a chain: toposort's short way
+        lambda x: np.sin(x) * np.cos(x) + x[::-1],  # shared parents: the general way
+        lambda x: x,
+    ],
+)
+def test_toposort_orders_every_reachable_node_once_parents_first(f: Callable[[Any], Any]) -> None:
+    _, d, _ = _trace(f, (np.linspace(0.1, 0.9, 4),), 0, False)
+    order = lin.toposort(d._nodes)
+    assert len({id(n) for n in order}) == len(order)
+    assert {id(n) for n in order} == _reachable(list(d._nodes))
+    place = {id(n): i for i, n in enumerate(order)}
+    assert all(place[id(p)] < place[id(n)] for n in order for p in n.parents)

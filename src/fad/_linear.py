@@ -1182,21 +1182,30 @@ def toposort(roots: Sequence[Node | None]) -> list[Node]:
 
     An explicit stack, not recursion: a 100,000-step loop makes a 100,000-deep graph.
     """
+    if len(roots) == 1 and roots[0] is not None:  # a chain (one parent each), quickly
+        chain: list[Node] = []
+        node = roots[0]
+        while len(node.parents) == 1:
+            chain.append(node)
+            node = node.parents[0]
+        if not node.parents:
+            chain.append(node)
+            chain.reverse()
+            return chain
     order: list[Node] = []
-    seen: set[int] = set()
+    seen: set[Node] = set()  # nodes hash by identity
     stack: list[tuple[Node, bool]] = [(r, False) for r in roots if r is not None]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, done = stack.pop()
+        node, done = pop()
         if done:
             order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for p in node.parents:
-            if id(p) not in seen:
-                stack.append((p, False))
+        elif node not in seen:
+            seen.add(node)
+            push((node, True))
+            for p in node.parents:
+                if p not in seen:
+                    push((p, False))
     return order
 
 
@@ -1813,16 +1822,23 @@ class Linear(LinearMap):
             return by_size  # small Jacobians: either mode is cheap, weighing them is not
         order = toposort(self._nodes)
         fwd = 0
-        diag: set[int] = {id(self._source.inputs[0])}
+        diag: set[Node] = {self._source.inputs[0]}  # nodes hash by identity
         for node in order:
             if type(node) is Input:
                 continue
             work = node.work()
-            fed = [id(p) in diag for p in node.parents]
-            if not any(fed):
+            fed = 0  # parents whose tangent is the identity, scaled
+            for p in node.parents:
+                if p in diag:
+                    fed += 1
+            if not fed:
                 fwd += n_in * work
-            elif all(fed) and type(node) in _KEEPS_DIAG and node.shape == node.parents[0].shape:
-                diag.add(id(node))
+            elif (
+                fed == len(node.parents)
+                and type(node) in _KEEPS_DIAG
+                and node.shape == node.parents[0].shape
+            ):
+                diag.add(node)
                 fwd += work
             elif (type(node) is Op and node.on_diag is not None) or (
                 type(node).forward_diag is not Node.forward_diag
@@ -1838,24 +1854,29 @@ class Linear(LinearMap):
     def _reverse_work(self, order: list[Node], n_out: int) -> int:
         """Reverse mode's share of ``_cheaper_mode``, consumers before the nodes they use."""
         out = self._nodes[0] if len(self._nodes) == 1 else None
-        diag = {id(out)} if out is not None and out.shape != () else set()
-        dense: set[int] = set()  # nodes some consumer sends a dense cotangent
+        diag: set[Node] = {out} if out is not None and out.shape != () else set()
+        dense: set[Node] = set()  # nodes some consumer sends a dense cotangent
         rev = 0
         for node in reversed(order):
             if type(node) is Input:
                 continue
-            k = id(node)
-            if k in diag and k not in dense:
-                if type(node) in _KEEPS_DIAG and all(p.shape == node.shape for p in node.parents):
-                    rev += node.work()
-                    diag.update(id(p) for p in node.parents)
-                    continue
+            parents = node.parents
+            if node in diag and node not in dense:
+                if type(node) in _KEEPS_DIAG:
+                    flat = True
+                    for p in parents:
+                        flat = flat and p.shape == node.shape
+                    if flat:
+                        rev += node.work()
+                        diag.update(parents)
+                        continue
                 if type(node).diag_backward is not Node.diag_backward:  # rows, scaled
-                    rev += n_out * sum(math.prod(p.shape) for p in node.parents)
-                    dense.update(id(p) for p in node.parents)
+                    for p in parents:
+                        rev += n_out * math.prod(p.shape)
+                    dense.update(parents)
                     continue
             rev += n_out * node.work()
-            dense.update(id(p) for p in node.parents)
+            dense.update(parents)
         return rev
 
     def _is_diagonal(self) -> bool:
