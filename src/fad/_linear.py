@@ -1500,8 +1500,15 @@ def _pull_back(
     taken: set[int] = set()  # memory handed out already (see ``_owned``)
     check = nan_checks_enabled()
     ndarray = np.ndarray
-    while heap:  # the hot loop of reverse mode: plain arrays are added inline
-        node = pop(heap)[1]
+    # A node's only parent that is newer than every pending node is the one the heap
+    # would give next: it is taken at once (``follow``), without a push and a pop. Its
+    # consumers are all newer still, so none of them is pending: its cotangent is whole.
+    follow: Node | None = None
+    while heap or follow is not None:  # the hot loop of reverse mode: arrays added inline
+        if follow is None:
+            node = pop(heap)[1]
+        else:
+            node, follow = follow, None
         ct = acc.pop(node)
         if type(node) is Input:
             if type(ct) is Fill and not check:
@@ -1530,12 +1537,16 @@ def _pull_back(
             node.release()
         if check:
             _check_adjoint(node, ct, back)
-        for p, pct in zip(node.parents, back):  # noqa: B905  (one entry per parent)
+        parents = node.parents
+        for p, pct in zip(parents, back):  # noqa: B905  (one entry per parent)
             if pct is not None:
                 old = acc.get(p)
                 if old is None:
                     acc[p] = pct
-                    push(heap, (-p.seq, p))
+                    if len(parents) == 1 and (not heap or p.seq > -heap[0][0]):
+                        follow = p
+                    else:
+                        push(heap, (-p.seq, p))
                 elif type(old) is ndarray and type(pct) is ndarray:
                     acc[p] = old + pct
                 elif type(old) is type(pct) and (type(old) is Outer or type(old) is Sparse):
