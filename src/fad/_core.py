@@ -1487,7 +1487,7 @@ def _trace_call(
     else:
         arg = unflatten(tree, [mk(v, node) for v, node in zip(leaves, source.roots, strict=True)])
     act = _ACTIVE.get() | {source.tag}
-    # ``active`` and ``gc_paused`` inline: this wraps every transform call.
+    # ``active`` inline, and the collector paused (see ``_linear``'s note above ``strict``).
     token = _ACTIVE.set(act)
     collect = gc.isenabled()
     if collect:

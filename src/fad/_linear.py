@@ -615,33 +615,13 @@ def _restore_errors(token: Any) -> None:
         _NP_ERRORS[0].reset(token)
 
 
-@final
-class _GCPause:
-    """No cyclic garbage collection while a graph is recorded or read (``gc_paused``).
-
-    Recording makes objects by the thousand and keeps them all, so every generation-0
-    collection triggered on the way finds nothing to free, and the older ones walk the
-    whole growing graph: 10 % of a 10,000-step loop's gradient, more at 100,000. fad's
-    nodes hold no reference cycles; the collector runs again when the call ends (it is
-    only re-enabled by the call that turned it off). A class, not a generator: it
-    wraps every transform call, however small.
-    """
-
-    __slots__ = ("paused",)
-
-    def __enter__(self) -> None:
-        self.paused = gc.isenabled()
-        if self.paused:
-            gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.paused:
-            gc.enable()
-
-
-def gc_paused() -> _GCPause:
-    """A context in which the cyclic garbage collector does not run (see ``_GCPause``)."""
-    return _GCPause()
+# The cyclic garbage collector is paused while a graph is recorded or read (inline, in
+# ``_core._trace_call`` and ``_pull_back_unchecked``: they wrap every transform call,
+# however small). Recording makes objects by the thousand and keeps them all, so every
+# generation-0 collection triggered on the way finds nothing to free, and the older ones
+# walk the whole growing graph: 10 % of a 10,000-step loop's gradient, more at 100,000.
+# fad's nodes hold no reference cycles; the collector runs again when the call ends (it
+# is only re-enabled by the call that turned it off).
 
 
 def strict() -> bool:
@@ -1460,8 +1440,7 @@ def _pull_back_unchecked(
     outputs: Sequence[Node | None], cts: Sequence[Any], n_inputs: int, consume: bool
 ) -> list[Any]:
     """``_pull_back`` as an unchecked pass (``_QUIET``): numpy's invalid-value warnings
-    off and the cyclic garbage collector paused (``gc_paused``, inlined: this wraps every
-    gradient, however small)."""
+    off and the cyclic garbage collector paused (see the comment above ``strict``)."""
     quiet = _QUIET.set(True)
     errors = _ignoring("invalid")
     paused = gc.isenabled()
